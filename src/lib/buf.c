@@ -54,14 +54,20 @@ void buf_append_char(struct buf *b, char c) { buf_append(b, &c, 1); }
 
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
+	/* Format into the spare room first; grow and format again only when
+	 * it did not fit. */
 	va_list ap2;
 	va_copy(ap2, ap);
-	int n = vsnprintf(NULL, 0, fmt, ap2);
+	buf_reserve(b, 64);
+	size_t room = b->cap - b->len;
+	int n = vsnprintf((char *)b->data + b->len, room, fmt, ap2);
 	va_end(ap2);
 	if (n < 0)
 		mem_fail("vsnprintf failed");
-	buf_reserve(b, (size_t)n);
-	(void)vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+	if ((size_t)n >= room) {
+		buf_reserve(b, (size_t)n);
+		(void)vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+	}
 	b->len += (size_t)n;
 }
 

@@ -40,4 +40,12 @@ void alias_targets_free(struct alias_target **targets, size_t count);
  * taken as hash:) into LMDB.  Problems go to diags as file:line: message. */
 int aliases_compile(const char *spec, struct config_diags *diags);
 
+/* Parse an aliases(5) source file: cb gets each entry's lower-cased name,
+ * its trimmed right-hand side (already checked with aliases_parse_rhs) and
+ * line number; it returns 0 to go on, -1 to stop.  Problems go to diags.
+ * Returns 0, or -1 on a read or syntax error or when cb stopped. */
+int aliases_source_parse(const char *path,
+			 int (*cb)(void *ctx, const char *name, const char *rhs, unsigned line),
+			 void *ctx, struct config_diags *diags);
+
 #endif

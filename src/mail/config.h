@@ -50,10 +50,15 @@ int config_load_text(struct config *cfg, const char *file, const char *text,
 /* Set one parameter (command line overrides, tests). */
 void config_set(struct config *cfg, const char *name, const char *value);
 
-/* Validate the whole configuration after loading: every implemented
- * parameter's value parses, tables named by *_maps parameters have a known
- * type and exist, listeners parse, ...  Appends to diags; returns -1 when
- * there is an error. */
+/* Validate the whole configuration after loading, once $names are
+ * expanded: every implemented parameter set in main.cf (or by config_set)
+ * parses, has no $name loop, the tables named by *_maps, alias_database,
+ * header_checks and body_checks have a known type ("hash:", "lmdb:",
+ * "texthash:", "inline:{...}", "static:", "regexp:", "pcre:",
+ * "[proxy:]unix:passwd.byname"; whether they exist is the table module's
+ * business), listeners are "address:port" / "[ipv6]:port".  Appends only
+ * what config_load could not see (no diagnostic twice); returns -1 when it
+ * added an error. */
 int config_check(struct config *cfg, struct config_diags *diags);
 
 /* The expanded value of a parameter: the main.cf value or the default,
@@ -72,6 +77,31 @@ uint64_t config_get_size(struct config *cfg, const char *name);
 /* List parameter split on commas and white space (str_list_split), kept in
  * cfg: NULL-terminated array valid until config_free(). */
 char **config_get_list(struct config *cfg, const char *name);
+
+/* The value as written in main.cf (or the default), without $name
+ * expansion; NULL for a name that is neither set nor known.  Owned by cfg,
+ * valid until config_free() or the next config_set()/config_load() of that
+ * name.  Used for mailbox_command and forward_path, whose $user, $home,
+ * $extension, $DOMAIN... are expanded at delivery time (as Postfix's
+ * local(8) does), not when main.cf is read. */
+const char *config_get_raw(struct config *cfg, const char *name);
+
+/* Every parameter name facteur knows (implemented or not), sorted by name:
+ * i < config_param_count(). */
+size_t config_param_count(void);
+const char *config_param_name(size_t i);
+/* True when name is a parameter facteur implements. */
+bool config_param_is_implemented(const char *name);
+
+/* Print "name = expanded value" lines to fd, sorted by name, like
+ * postconf(1): every implemented parameter plus every other name set in
+ * main.cf; with only_non_default, only the names set in main.cf or by
+ * config_set() (like postconf -n). */
+void config_dump(struct config *cfg, int fd, bool only_non_default);
+
+/* Line of main.cf where name was set, 0 when the default applies (for
+ * diagnostics about a parameter's value found after loading). */
+unsigned config_param_line(struct config *cfg, const char *name);
 
 /* Parse a Postfix time value ("30s", "5m", "4h", "2d", "1w", or a bare number
  * in default_unit).  Returns 0 or -1. */

@@ -8,6 +8,13 @@
  *   static:value     every key maps to value ("static:{ a b }" for spaces)
  *   regexp:/path     POSIX extended regexps, Postfix regexp_table(5) syntax
  *   pcre:/path       PCRE2, Postfix pcre_table(5) syntax
+ *   unix:passwd.byname, unix:group.byname   getpwnam()/getgrnam(); the value
+ *                    is the passwd (group) line, as Postfix's dict_unix
+ *   proxy:type:name  same as type:name (the prefix is accepted and ignored)
+ *
+ * Duplicate keys in a source file keep the FIRST value with a warning, as
+ * postmap does; a '#' after a key is part of the value (postmap does not
+ * strip trailing comments).
  *
  * Source files (texthash, hash, lmdb) have postmap(1)'s format: "key value"
  * per line, comments and blank lines ignored, white-space-started lines
@@ -45,6 +52,16 @@ int table_compile(const char *spec, struct config_diags *diags);
  * database present and not older than its source (warning). */
 int table_check(const char *spec, struct config_diags *diags, const char *param_file,
 		unsigned param_line);
+
+/* Read a postmap(1) source file and call cb for each entry with the key
+ * as written (not folded), the trimmed value and the line number of the
+ * entry's first line (what `facteur map` compiles and the CLI can print).
+ * cb returns 0 to go on, -1 to stop.  Syntax errors go to diags as
+ * file:line: message (parsing goes on to report them all).  Returns 0, or
+ * -1 on a read error, a syntax error or when cb stopped. */
+int table_source_parse(const char *path,
+		       int (*cb)(void *ctx, const char *key, const char *value, unsigned line),
+		       void *ctx, struct config_diags *diags);
 
 /* A list of tables searched in order ("hash:/a, regexp:/b"), as used by
  * *_maps parameters. */

@@ -1,0 +1,255 @@
+/* qfile_test.c - queue file writer/reader round trips, corruption and
+ * torn appends. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/buf.h"
+#include "lib/fs.h"
+#include "mail/qfile.h"
+#include "mail/queue.h"
+
+static char qdir[64];
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(qdir, sizeof(qdir), "/tmp/qfile-test-XXXXXX");
+	if (mkdtemp(qdir) == NULL)
+		return -1;
+	const char *error;
+	return queue_dirs_create(qdir, getuid(), getgid(), &error);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", qdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static char *write_sample(const char *content, size_t n_rcpts)
+{
+	struct qfile_writer *w;
+	const char *error;
+	assert_int_equal(qfile_writer_open(qdir, &w, &error), 0);
+	char *id = strdup(qfile_writer_id(w));
+	assert_true(queue_id_valid(id));
+	qfile_writer_time(w, 1700000000, 123456);
+	qfile_writer_attr(w, "client_name", "localhost");
+	qfile_writer_attr(w, "client_addr", "127.0.0.1");
+	qfile_writer_sender(w, "fred@truc.test");
+	for (size_t i = 0; i < n_rcpts; i++) {
+		char addr[64];
+		snprintf(addr, sizeof(addr), "user%zu@example.test", i);
+		struct qfile_rcpt_in r = { addr, i == 0 ? "rfc822;x@y" : NULL,
+					   i == 0 ? "SUCCESS,FAILURE" : NULL,
+					   i == 0 ? "root" : NULL };
+		qfile_writer_rcpt(w, &r);
+	}
+	qfile_writer_end_envelope(w);
+	qfile_writer_content(w, content, strlen(content));
+	assert_int_equal(qfile_writer_commit(&w, QUEUE_INCOMING, &error), 0);
+	assert_null(w);
+	return id;
+}
+
+static int open_q(const char *id)
+{
+	struct buf p = BUF_INIT;
+	queue_path(&p, qdir, QUEUE_INCOMING, id);
+	int fd = open(buf_cstr(&p), O_RDWR);
+	buf_deinit(&p);
+	assert_true(fd >= 0);
+	return fd;
+}
+
+static int collect(void *ctx, const uint8_t *data, size_t len)
+{
+	buf_append(ctx, data, len);
+	return 0;
+}
+
+static void test_round_trip(void **state)
+{
+	(void)state;
+	char *id = write_sample("Subject: hi\n\nbody\n", 3);
+	int fd = open_q(id);
+	struct qfile_msg *m;
+	const char *error;
+	assert_int_equal(qfile_read(fd, &m, &error), 0);
+	assert_string_equal(m->sender, "fred@truc.test");
+	assert_int_equal(m->arrival_sec, 1700000000);
+	assert_int_equal(m->arrival_usec, 123456);
+	assert_int_equal(m->n_rcpts, 3);
+	assert_string_equal(m->rcpts[0].address, "user0@example.test");
+	assert_string_equal(m->rcpts[0].orcpt, "rfc822;x@y");
+	assert_string_equal(m->rcpts[0].notify, "SUCCESS,FAILURE");
+	assert_string_equal(m->rcpts[0].orig_to, "root");
+	assert_null(m->rcpts[1].orig_to);
+	assert_string_equal(qfile_msg_attr(m, "client_addr"), "127.0.0.1");
+	assert_null(qfile_msg_attr(m, "nothing"));
+	assert_int_equal(qfile_msg_pending(m), 3);
+	struct buf content = BUF_INIT;
+	assert_int_equal(qfile_content_read(fd, m, collect, &content, &error), 0);
+	assert_string_equal(buf_cstr(&content), "Subject: hi\n\nbody\n");
+	assert_int_equal(m->content_size, content.len);
+	buf_deinit(&content);
+
+	/* State changes survive a re-read. */
+	assert_int_equal(qfile_append_done(fd, m, 1, QRCPT_SENT, "2.0.0", "delivered to mailbox"), 0);
+	struct qfile_rcpt_in fwd = { "far@away.test", NULL, NULL, "root" };
+	assert_int_equal(qfile_append_rcpt(fd, m, 0, &fwd), 0);
+	assert_int_equal(qfile_append_done(fd, m, 0, QRCPT_EXPANDED, NULL, NULL), 0);
+	assert_int_equal(qfile_append_retry(fd, m, 1700000300, 1, "connection refused"), 0);
+	assert_int_equal(qfile_append_notice(fd, m, "delay"), 0);
+	qfile_msg_free(&m);
+	assert_int_equal(qfile_read(fd, &m, &error), 0);
+	assert_int_equal(m->n_rcpts, 4);
+	assert_int_equal(m->rcpts[1].status, QRCPT_SENT);
+	assert_string_equal(m->rcpts[1].reason, "delivered to mailbox");
+	assert_int_equal(m->rcpts[0].status, QRCPT_EXPANDED);
+	assert_int_equal(m->rcpts[3].parent, 0);
+	assert_string_equal(m->rcpts[3].address, "far@away.test");
+	assert_int_equal(m->next_attempt, 1700000300);
+	assert_int_equal(m->attempts, 1);
+	assert_string_equal(m->defer_reason, "connection refused");
+	assert_true(m->delay_warned);
+	assert_int_equal(qfile_msg_pending(m), 2);
+	qfile_msg_free(&m);
+	close(fd);
+	free(id);
+}
+
+static void test_large_content(void **state)
+{
+	(void)state;
+	size_t n = QFILE_CONTENT_CHUNK * 3 + 17;
+	char *big = malloc(n + 1);
+	for (size_t i = 0; i < n; i++)
+		big[i] = (char)('a' + i % 26);
+	big[n] = '\0';
+	char *id = write_sample(big, 1);
+	int fd = open_q(id);
+	struct qfile_msg *m;
+	const char *error;
+	assert_int_equal(qfile_read(fd, &m, &error), 0);
+	struct buf content = BUF_INIT;
+	assert_int_equal(qfile_content_read(fd, m, collect, &content, &error), 0);
+	assert_int_equal(content.len, n);
+	assert_memory_equal(content.data, big, n);
+	buf_deinit(&content);
+	qfile_msg_free(&m);
+	close(fd);
+	free(big);
+	free(id);
+}
+
+/* Every truncation of a complete file before its E record is rejected;
+ * a torn append after E is ignored and cut by the next append. */
+static void test_truncation(void **state)
+{
+	(void)state;
+	char *id = write_sample("x\n", 1);
+	int fd = open_q(id);
+	struct stat st;
+	assert_int_equal(fstat(fd, &st), 0);
+	struct buf whole = BUF_INIT;
+	struct buf p = BUF_INIT;
+	queue_path(&p, qdir, QUEUE_INCOMING, id);
+	assert_int_equal(fs_read_file(buf_cstr(&p), 1 << 20, &whole), 0);
+	for (off_t cut = 0; cut < st.st_size; cut++) {
+		char tmp[128];
+		snprintf(tmp, sizeof(tmp), "%s/tmp/cut", qdir);
+		int t = open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0600);
+		assert_int_equal(write(t, whole.data, (size_t)cut), cut);
+		struct qfile_msg *m = NULL;
+		const char *error = NULL;
+		assert_int_equal(qfile_read(t, &m, &error), -1);
+		assert_non_null(error);
+		assert_null(m);
+		close(t);
+		unlink(tmp);
+	}
+	/* Torn append: half a D record after E. */
+	struct qfile_msg *m;
+	const char *error;
+	assert_int_equal(qfile_read(fd, &m, &error), 0);
+	off_t end = m->valid_end;
+	assert_int_equal(pwrite(fd, "D\0\0\0\x20" "0", 6, end), 6);
+	qfile_msg_free(&m);
+	assert_int_equal(qfile_read(fd, &m, &error), 0);
+	assert_int_equal(m->valid_end, end);
+	assert_int_equal(qfile_msg_pending(m), 1);
+	assert_int_equal(qfile_append_done(fd, m, 0, QRCPT_SENT, "2.0.0", "ok"), 0);
+	qfile_msg_free(&m);
+	assert_int_equal(qfile_read(fd, &m, &error), 0);
+	assert_int_equal(qfile_msg_pending(m), 0);
+	qfile_msg_free(&m);
+	buf_deinit(&whole);
+	buf_deinit(&p);
+	close(fd);
+	free(id);
+}
+
+static void test_bad_files(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *name;
+		const char *bytes;
+		size_t len;
+	} rows[] = {
+		{ "empty", "", 0 },
+		{ "wrong version", "V\0\0\0\x05hello", 10 },
+		{ "unknown type", "V\0\0\0\x0f" "facteur-queue 1" "Z\0\0\0\0", 25 },
+		{ "length past end", "V\0\0\0\x0f" "facteur-queue 1" "S\0\0\0\x40" "x", 26 },
+		{ "no recipients", "V\0\0\0\x0f" "facteur-queue 1" "T\0\0\0\x08" "1.000001"
+				    "S\0\0\0\0" "X\0\0\0\0" "E\0\0\0\0", 48 },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char tmp[128];
+		snprintf(tmp, sizeof(tmp), "%s/tmp/bad", qdir);
+		int t = open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0600);
+		assert_int_equal(write(t, rows[i].bytes, rows[i].len), (ssize_t)rows[i].len);
+		struct qfile_msg *m = NULL;
+		const char *error = NULL;
+		if (qfile_read(t, &m, &error) != -1)
+			fail_msg("row '%s' was accepted", rows[i].name);
+		close(t);
+		unlink(tmp);
+	}
+}
+
+static void test_abort_removes_tmp(void **state)
+{
+	(void)state;
+	struct qfile_writer *w;
+	const char *error;
+	assert_int_equal(qfile_writer_open(qdir, &w, &error), 0);
+	qfile_writer_abort(&w);
+	assert_null(w);
+	assert_int_equal(queue_tmp_clean(qdir), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_large_content),
+		cmocka_unit_test(test_truncation),
+		cmocka_unit_test(test_bad_files),
+		cmocka_unit_test(test_abort_removes_tmp),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
