@@ -38,6 +38,7 @@ void buf_reserve(struct buf *b, size_t extra)
 	}
 	b->data = xrealloc(b->data, cap);
 	b->cap = cap;
+	b->data[b->len] = '\0'; /* a fresh buffer is an empty string too */
 }
 
 void buf_append(struct buf *b, const void *data, size_t len)
