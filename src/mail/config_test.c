@@ -332,7 +332,7 @@ static void test_defaults(void **state)
 	assert_true(config_get_size(cfg, "message_size_limit") == 10240000);
 	char **list = config_get_list(cfg, "smtpd_relay_restrictions");
 	assert_string_equal(list[0], "permit_mynetworks");
-	assert_string_equal(list[2], "defer_unauth_destination");
+	assert_string_equal(list[2], "reject_unauth_destination");
 	assert_null(list[3]);
 	assert_ptr_equal(list, config_get_list(cfg, "smtpd_relay_restrictions"));
 	config_free(&cfg);

@@ -1,0 +1,273 @@
+/* smtpd_data.c - DATA: from the 354 to the 250, the message content is
+ * streamed into a new queue file.
+ *
+ * Called by smtpd_session.c: smtpd_data_begin() at the DATA command (opens
+ * the queue file and writes the envelope), smtpd_data_input() whenever
+ * input arrives in the DATA state.  The content goes through the decoder of
+ * smtpd_proto.c (CRLF -> LF, dot-unstuffing, end of data: see the SMTP
+ * smuggling policy there).  The header block is buffered (at most
+ * header_size_limit) and passed through cleanup_headers() (Received:,
+ * X-Authentication-Warning:, Message-Id:...); the body is written as it
+ * arrives and never held whole in memory.
+ *
+ * Durability (STYLE.md 6): the 250 is sent only after
+ * qfile_writer_commit() has fsync'd the file, renamed it into incoming/ and
+ * fsync'd that directory.  Any failure gives 451 4.3.0 and removes the file.
+ * The commit runs in the event loop: its fsyncs are the one place where the
+ * process waits for the disk.
+ */
+#include "smtpd/smtpd_int.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "lib/log.h"
+#include "lib/mem.h"
+#include "lib/str.h"
+#include "mail/mail_log.h"
+#include "mail/qfile.h"
+#include "mail/queue.h"
+
+/* Write decoded body bytes in chunks of this size. */
+#define SMTPD_DATA_WRITE_CHUNK 65536u
+
+int smtpd_data_begin(struct smtpd_session *s, const char **error_r)
+{
+	struct smtpd_txn *t = smtpd_session_txn(s);
+	struct cleanup_origin o;
+	struct timeval tv;
+
+	if (qfile_writer_open(smtpd_session_queue_dir(s), &t->w, error_r) < 0)
+		return -1;
+	smtpd_session_origin(s, &o);
+	gettimeofday(&tv, NULL);
+	qfile_writer_time(t->w, (int64_t)tv.tv_sec, (long)tv.tv_usec);
+	qfile_writer_attr(t->w, "client_name", o.client_name);
+	qfile_writer_attr(t->w, "client_addr", o.client_addr);
+	if (o.helo_name != NULL)
+		qfile_writer_attr(t->w, "helo", o.helo_name);
+	qfile_writer_attr(t->w, "proto", o.protocol);
+	if (t->ret != NULL)
+		qfile_writer_attr(t->w, "ret", t->ret);
+	if (t->envid != NULL)
+		qfile_writer_attr(t->w, "envid", t->envid);
+	if (t->body_8bit)
+		qfile_writer_attr(t->w, "body", "8BITMIME");
+	qfile_writer_sender(t->w, t->sender);
+	for (size_t i = 0; i < t->n_rcpts; i++) {
+		const struct smtpd_rcpt *r = &t->rcpts[i];
+		struct qfile_rcpt_in in = {
+			.address = r->address,
+			.orcpt = r->orcpt,
+			.notify = r->notify,
+			.orig_to = r->orig,
+		};
+		qfile_writer_rcpt(t->w, &in);
+	}
+	qfile_writer_end_envelope(t->w);
+	smtpd_dot_init(&t->dot);
+	buf_init(&t->out);
+	buf_init(&t->headers);
+	t->in_headers = true;
+	t->hdr_scan = 0;
+	t->size = 0;
+	t->too_big = false;
+	t->header_error = false;
+	return 0;
+}
+
+static void data_write_out(struct smtpd_txn *t, bool all)
+{
+	if (t->out.len == 0 || (!all && t->out.len < SMTPD_DATA_WRITE_CHUNK))
+		return;
+	if (!t->too_big && !t->header_error)
+		qfile_writer_content(t->w, t->out.data, t->out.len);
+	buf_reset(&t->out);
+}
+
+/* The header block is complete (or the content ended): run it through
+ * cleanup and write it, then what followed it. */
+static void data_headers_done(struct smtpd_session *s, struct smtpd_txn *t)
+{
+	const struct smtpd_conf *c = smtpd_session_conf(s);
+	struct cleanup_origin o;
+	struct cleanup_result res;
+	struct buf hdr = BUF_INIT;
+	const char *error = NULL;
+
+	t->in_headers = false;
+	if (t->header_error || t->too_big) {
+		buf_reset(&t->headers);
+		return;
+	}
+	smtpd_session_origin(s, &o);
+	const char **given = xreallocarray(NULL, t->n_rcpts + 1, sizeof(*given));
+	for (size_t i = 0; i < t->n_rcpts; i++)
+		given[i] = t->rcpts[i].given;
+	given[t->n_rcpts] = NULL;
+	struct cleanup_envelope env = {
+		.queue_id = qfile_writer_id(t->w),
+		.sender = t->sender,
+		.recipients = given,
+		.n_recipients = t->n_rcpts,
+		.arrival = time(NULL),
+	};
+	memset(&res, 0, sizeof(res));
+	if (cleanup_headers(&c->cleanup, &o, &env, (const char *)t->headers.data,
+			    t->headers.len, &hdr, &res, &error) < 0) {
+		log_warning("%s: %s: header processing: %s", qfile_writer_id(t->w),
+			    smtpd_session_peer(s), error != NULL ? error : "error");
+		t->header_error = true;
+	} else {
+		free(t->message_id);
+		t->message_id = xstrdup(res.message_id != NULL ? res.message_id : "");
+		qfile_writer_content(t->w, hdr.data, hdr.len);
+		qfile_writer_content(t->w, "\n", 1);
+		size_t rest = res.header_end;
+		/* The empty separator line was replaced by ours. */
+		if (rest < t->headers.len && t->headers.data[rest] == '\n')
+			rest++;
+		if (rest < t->headers.len)
+			qfile_writer_content(t->w, t->headers.data + rest, t->headers.len - rest);
+	}
+	cleanup_result_deinit(&res);
+	free(given);
+	buf_deinit(&hdr);
+	buf_deinit(&t->headers);
+}
+
+/* Check the complete lines added to the header buffer: the block ends at
+ * an empty line or at a line that is neither "name:" (RFC 5322 3.6.8
+ * ftext, optional white space before the colon) nor a continuation (the
+ * same rule as header_block_parse, which then does the real parsing).
+ * Returns true when the end has been seen. */
+static bool data_header_scan(struct smtpd_txn *t)
+{
+	const uint8_t *h = t->headers.data;
+	size_t len = t->headers.len;
+
+	while (t->hdr_scan < len) {
+		size_t i = t->hdr_scan;
+		const uint8_t *lf = memchr(h + i, '\n', len - i);
+		if (lf == NULL)
+			return false;
+		size_t eol = (size_t)(lf - h);
+		if (eol == i)
+			return true; /* empty line */
+		if (h[i] == ' ' || h[i] == '\t') {
+			if (i == 0)
+				return true;
+		} else {
+			size_t j = i;
+			while (j < eol && h[j] >= 33 && h[j] <= 126 && h[j] != ':')
+				j++;
+			if (j == i)
+				return true;
+			while (j < eol && (h[j] == ' ' || h[j] == '\t'))
+				j++;
+			if (j >= eol || h[j] != ':')
+				return true;
+		}
+		t->hdr_scan = eol + 1;
+	}
+	return false;
+}
+
+/* Route freshly decoded bytes: to the header buffer until its end is
+ * found, then to the body writer. */
+static void data_take_output(struct smtpd_session *s, struct smtpd_txn *t)
+{
+	const struct smtpd_conf *c = smtpd_session_conf(s);
+
+	t->size += t->out.len;
+	if (c->message_size_limit > 0 && t->size > c->message_size_limit)
+		t->too_big = true;
+	if (t->too_big) {
+		/* Keep reading to the end of data, store nothing more. */
+		buf_reset(&t->out);
+		buf_reset(&t->headers);
+		return;
+	}
+	if (!t->in_headers) {
+		data_write_out(t, false);
+		return;
+	}
+	buf_append(&t->headers, t->out.data, t->out.len);
+	buf_reset(&t->out);
+	bool end = data_header_scan(t);
+	if (!end && t->headers.len > c->header_size_limit) {
+		/* Postfix takes the excess as body; we refuse the message
+		 * instead of storing a header block cut in the middle of a
+		 * field (cleanup_headers enforces the limit too). */
+		t->header_error = true;
+		buf_reset(&t->headers);
+		t->in_headers = false;
+		return;
+	}
+	if (end)
+		data_headers_done(s, t);
+}
+
+static void data_finish(struct smtpd_session *s, struct smtpd_txn *t)
+{
+	const char *qdir = smtpd_session_queue_dir(s);
+	const char *error = NULL;
+	char id[QFILE_ID_MAX];
+
+	if (t->in_headers)
+		data_headers_done(s, t);
+	data_write_out(t, true);
+	(void)str_copy(id, sizeof(id), qfile_writer_id(t->w));
+	if (t->too_big) {
+		log_info("%s: reject: message file too big from %s (%llu bytes)", id,
+			 smtpd_session_peer(s), (unsigned long long)t->size);
+		qfile_writer_abort(&t->w);
+		smtpd_session_reply(s, 552, "5.3.4", "Error: message file too big");
+		smtpd_session_end_data(s, false);
+		return;
+	}
+	if (t->header_error) {
+		qfile_writer_abort(&t->w);
+		smtpd_session_reply(s, 552, "5.3.4", "Error: message header size exceeds limit");
+		smtpd_session_end_data(s, false);
+		return;
+	}
+	if (qfile_writer_commit(&t->w, QUEUE_INCOMING, &error) < 0) {
+		log_warning("%s: queue file write error for %s: %s: %s", id,
+			    smtpd_session_peer(s), error != NULL ? error : "error", strerror(errno));
+		smtpd_session_reply(s, 451, "4.3.0", "Error: queue file write error");
+		smtpd_session_end_data(s, false);
+		return;
+	}
+	smtpd_session_log_queued(s, id, t->message_id != NULL ? t->message_id : "");
+	smtpd_session_reply(s, 250, "2.0.0", "Ok: queued as %s", id);
+	struct buf wake = BUF_INIT;
+	buf_printf(&wake, "I %s\n", id);
+	if (queue_notify(qdir, "qmgr", buf_cstr(&wake)) < 0)
+		log_warning("%s: queue manager wake-up: %s", id, strerror(errno));
+	buf_deinit(&wake);
+	smtpd_session_end_data(s, true);
+}
+
+bool smtpd_data_input(struct smtpd_session *s, struct evbuffer *in)
+{
+	struct smtpd_txn *t = smtpd_session_txn(s);
+
+	while (evbuffer_get_length(in) > 0) {
+		struct evbuffer_iovec v;
+		bool done = false;
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		size_t used = smtpd_dot_decode(&t->dot, v.iov_base, v.iov_len, &t->out, &done);
+		evbuffer_drain(in, used);
+		data_take_output(s, t);
+		if (done) {
+			data_finish(s, t);
+			return true;
+		}
+	}
+	return false;
+}

@@ -1,0 +1,306 @@
+"""Black-box test harness: real `facteur start -f` instances.
+
+Every instance lives in its own directory under /tmp (configuration, queue,
+spool, virtual mailboxes, log file) and listens on 127.0.0.1 at free ports.
+It is stopped by the test, by its PID, at teardown.
+
+Environment:
+  FACTEUR_BUILD   build directory holding the facteur binary (default: build)
+
+When the tests run as root (CI), facteur is started as root as in
+production: it drops to the mail_owner account `facteur` and delivers as
+the test user `fctest`; both accounts are created here when missing.
+"""
+import getpass
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, os.environ.get("FACTEUR_BUILD", "build"))
+FACTEUR = os.path.join(BUILD, "facteur")
+IS_ROOT = os.geteuid() == 0
+TEST_USER = "fctest" if IS_ROOT else getpass.getuser()
+MAIL_OWNER = "facteur" if IS_ROOT else getpass.getuser()
+
+
+def _ensure_account(name, home=True):
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        pass
+    args = ["useradd", "--shell", "/bin/sh", "--comment", "Facteur Test"]
+    if home:
+        args += ["--create-home"]
+    else:
+        args += ["--system", "--no-create-home", "--home-dir", "/nonexistent",
+                 "--shell", "/usr/sbin/nologin"]
+    subprocess.run(args + [name], check=True)
+    return pwd.getpwnam(name)
+
+
+if IS_ROOT:
+    _ensure_account("facteur", home=False)
+    _ensure_account("fctest", home=True)
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
+
+
+class Instance:
+    """One facteur instance with its own files and ports."""
+
+    def __init__(self, extra_main_cf="", aliases=None, host="127.0.0.1"):
+        self.tmp = tempfile.mkdtemp(prefix="facteur-test-", dir="/tmp")
+        os.chmod(self.tmp, 0o755)
+        self.host = host
+        self.config_dir = os.path.join(self.tmp, "etc")
+        self.queue_dir = os.path.join(self.tmp, "queue")
+        self.data_dir = os.path.join(self.tmp, "data")
+        self.spool_dir = os.path.join(self.tmp, "spool")
+        self.vmail_dir = os.path.join(self.tmp, "vmail")
+        self.log_path = os.path.join(self.tmp, "maillog")
+        self.user = TEST_USER
+        self.user_pw = pwd.getpwnam(TEST_USER)
+        self.smtp_port = free_port(host)
+        self.proc = None
+        self.stderr_path = os.path.join(self.tmp, "stderr")
+        os.makedirs(self.config_dir)
+        os.makedirs(self.spool_dir)
+        os.chmod(self.spool_dir, 0o1777)
+        os.makedirs(self.vmail_dir)
+        if IS_ROOT:
+            os.chown(self.vmail_dir, self.user_pw.pw_uid, self.user_pw.pw_gid)
+        self.write_file("vmailbox", "alice@virtual.test alice/\nbob@virtual.test bob/\n")
+        if aliases is None:
+            aliases = ("postmaster: root\nMAILER-DAEMON: postmaster\n"
+                       "root: %s\n" % self.user)
+        self.extra = ""
+        self.base_main_cf = "\n".join([
+            "myhostname = mail.example.test",
+            "mydomain = example.test",
+            "myorigin = $myhostname",
+            "mydestination = $myhostname, localhost.$mydomain, localhost, $mydomain",
+            "queue_directory = %s" % self.queue_dir,
+            "data_directory = %s" % self.data_dir,
+            "mail_spool_directory = %s" % self.spool_dir,
+            "alias_maps = hash:%s/aliases" % self.config_dir,
+            "alias_database = hash:%s/aliases" % self.config_dir,
+            "smtpd_listen = %s:%d" % (host, self.smtp_port),
+            "maillog_file = %s" % self.log_path,
+            "mynetworks = 127.0.0.0/8",
+            "mail_owner = %s" % MAIL_OWNER,
+            "virtual_mailbox_domains = virtual.test",
+            "virtual_mailbox_base = %s" % self.vmail_dir,
+            "virtual_mailbox_maps = texthash:%s/vmailbox" % self.config_dir,
+            "virtual_uid_maps = static:%d" % self.user_pw.pw_uid,
+            "virtual_gid_maps = static:%d" % self.user_pw.pw_gid,
+            # No DNS traffic off loopback: reverse lookups of 127.0.0.x
+            # clients go to a closed loopback port and fail at once.
+            "dns_servers = 127.0.0.1:1",
+            "queue_run_delay = 1s",
+            "minimal_backoff_time = 1s",
+            "maximal_backoff_time = 4s",
+            "",
+        ])
+        self.main_cf(extra_main_cf)
+        self.set_aliases(aliases)
+
+    # -- files and configuration -------------------------------------
+    def write_file(self, name, text, mode=0o644):
+        path = os.path.join(self.config_dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, mode)
+        return path
+
+    def main_cf(self, extra=""):
+        """Append lines to main.cf (later lines override earlier ones)."""
+        if extra:
+            self.extra += extra.rstrip("\n") + "\n"
+        self.write_file("main.cf", self.base_main_cf + self.extra)
+
+    def set_aliases(self, text):
+        self.write_file("aliases", text)
+        if os.path.exists(FACTEUR):
+            self.run("aliases", check=True)
+
+    # -- running ------------------------------------------------------
+    def run(self, *args, input=None, check=False, user=None, env=None, timeout=60):
+        """Run build/facteur -c CONFIG ARGS; returns CompletedProcess."""
+        cmd = [FACTEUR, "-c", self.config_dir] + list(args)
+        return run_cmd(cmd, input=input, check=check, user=user, env=env, timeout=timeout)
+
+    def env(self):
+        e = dict(os.environ)
+        e["FACTEUR_CONFIG"] = self.config_dir
+        return e
+
+    def start(self, wait=True):
+        assert self.proc is None
+        self.stderr_file = open(self.stderr_path, "ab")
+        self.proc = subprocess.Popen([FACTEUR, "-c", self.config_dir, "start", "-f"],
+                                     stdin=subprocess.DEVNULL, stdout=self.stderr_file,
+                                     stderr=self.stderr_file, start_new_session=True)
+        if wait:
+            wait_for(self._ready, timeout=30, what="facteur to accept SMTP connections")
+        return self
+
+    def _ready(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("facteur exited with %s: %s" % (
+                self.proc.returncode, self.stderr_text() + self.log_text()))
+        try:
+            with socket.create_connection((self.host, self.smtp_port), timeout=2) as s:
+                s.settimeout(10)
+                return s.recv(512).startswith(b"220")
+        except OSError:
+            return False
+
+    def stop(self):
+        """Stop by PID (SIGTERM, then SIGKILL of the process group)."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self._reap_group(signal.SIGKILL)
+        self.proc = None
+        self.stderr_file.close()
+
+    def kill9(self):
+        """kill -9 every process of the instance (master and roles)."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self._reap_group(signal.SIGKILL)
+        self.proc = None
+        self.stderr_file.close()
+
+    def _reap_group(self, sig):
+        pgid = self.proc.pid
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        wait_for(lambda: not _group_alive(pgid), timeout=10, what="process group to exit")
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- observing ----------------------------------------------------
+    def log_text(self):
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def stderr_text(self):
+        try:
+            with open(self.stderr_path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, pattern, timeout=30, count=1):
+        """Wait until the log has `count` lines matching the regex."""
+        rx = re.compile(pattern)
+        def found():
+            hits = [l for l in self.log_text().splitlines() if rx.search(l)]
+            return hits if len(hits) >= count else None
+        return wait_for(found, timeout=timeout, what="log line /%s/ x%d" % (pattern, count))
+
+    def mbox_path(self, user=None):
+        return os.path.join(self.spool_dir, user or self.user)
+
+    def maildir_messages(self, path):
+        new = os.path.join(path, "new")
+        if not os.path.isdir(new):
+            return []
+        return sorted(os.path.join(new, n) for n in os.listdir(new))
+
+    def queue_files(self, sub):
+        d = os.path.join(self.queue_dir, sub)
+        return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+
+def _group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def run_cmd(cmd, input=None, check=False, user=None, env=None, timeout=60):
+    """Run cmd (as `user` when running as root), capture output as text."""
+    preexec = None
+    if user is not None and IS_ROOT:
+        pw = pwd.getpwnam(user)
+        def preexec():
+            os.initgroups(pw.pw_name, pw.pw_gid)
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+        env = dict(env or os.environ)
+        env.update(HOME=pw.pw_dir, USER=pw.pw_name, LOGNAME=pw.pw_name)
+    if isinstance(input, str):
+        input = input.encode()
+    p = subprocess.run(cmd, input=input, capture_output=True, preexec_fn=preexec,
+                       env=env, timeout=timeout)
+    out = subprocess.CompletedProcess(p.args, p.returncode,
+                                      p.stdout.decode("utf-8", "replace"),
+                                      p.stderr.decode("utf-8", "replace"))
+    if check and p.returncode != 0:
+        raise AssertionError("%s exited %d:\n%s%s" % (cmd, p.returncode, out.stdout, out.stderr))
+    return out
+
+
+@pytest.fixture
+def facteur_factory():
+    """Make instances: facteur_factory(extra_main_cf="", aliases=None, start=True)."""
+    made = []
+
+    def make(extra_main_cf="", aliases=None, start=True, host="127.0.0.1"):
+        inst = Instance(extra_main_cf=extra_main_cf, aliases=aliases, host=host)
+        made.append(inst)
+        if start:
+            inst.start()
+        return inst
+
+    yield make
+    for inst in made:
+        inst.cleanup()
+
+
+@pytest.fixture
+def facteur(facteur_factory):
+    """A started instance with the default test configuration."""
+    return facteur_factory()
