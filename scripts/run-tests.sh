@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 BUILD_ASAN=${BUILD_ASAN:-build-asan}
 BUILD_FUZZ=${BUILD_FUZZ:-build-fuzz}
-FUZZ_SECONDS=${FUZZ_SECONDS:-10}
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 passed=0
 failed=0
 failures=()
@@ -38,14 +38,14 @@ count_meson "$BUILD_ASAN"
 
 echo "== fuzz targets (${FUZZ_SECONDS}s each)"
 for f in "$BUILD_FUZZ"/fuzz_*; do
-	[ -x "$f" ] || continue
+	[ -f "$f" ] && [ -x "$f" ] || continue
 	name=$(basename "$f")
 	corpus=fuzz/corpus/$name
 	work=$(mktemp -d)
 	[ -d "$corpus" ] && cp -r "$corpus"/. "$work"/ 2>/dev/null
 	if (cd "$work" && "$OLDPWD/$f" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
-		-print_final_stats=0 . >"$work.log" 2>&1); then
-		echo "fuzz $name: ok ($(grep -c . "$work.log") log lines)"
+		. >"$work.log" 2>&1); then
+		echo "fuzz $name: ok, $(grep -oE 'Done [0-9]+ runs' "$work.log" | tail -1 | cut -d' ' -f2) runs"
 		passed=$((passed + 1))
 	else
 		echo "fuzz $name: FAILED"; tail -40 "$work.log"
