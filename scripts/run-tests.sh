@@ -57,7 +57,7 @@ done
 echo "== black-box tests (pytest, $BUILD_ASAN)"
 asan_dir=$(mktemp -d /tmp/facteur-asan.XXXXXX)
 chmod 1777 "$asan_dir"
-export ASAN_OPTIONS="log_path=$asan_dir/asan:detect_leaks=0:abort_on_error=1"
+export ASAN_OPTIONS="log_path=$asan_dir/asan:detect_leaks=1:abort_on_error=1"
 export UBSAN_OPTIONS="log_path=$asan_dir/ubsan:print_stacktrace=1:halt_on_error=1"
 out=$(FACTEUR_BUILD="$BUILD_ASAN" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests 2>&1)
 rc=$?

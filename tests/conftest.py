@@ -85,6 +85,7 @@ class Instance:
         self.user_pw = pwd.getpwnam(TEST_USER)
         self.smtp_port = free_port(host)
         self.proc = None
+        self.start_prefix = []  # e.g. a valgrind command line
         self.stderr_path = os.path.join(self.tmp, "stderr")
         os.makedirs(self.config_dir)
         os.makedirs(self.spool_dir)
@@ -149,7 +150,8 @@ class Instance:
     # -- running ------------------------------------------------------
     def run(self, *args, input=None, check=False, user=None, env=None, timeout=60):
         """Run build/facteur -c CONFIG ARGS; returns CompletedProcess."""
-        cmd = [FACTEUR, "-c", self.config_dir] + list(args)
+        import conftest
+        cmd = [conftest.FACTEUR, "-c", self.config_dir] + list(args)
         return run_cmd(cmd, input=input, check=check, user=user, env=env, timeout=timeout)
 
     def env(self):
@@ -160,7 +162,9 @@ class Instance:
     def start(self, wait=True):
         assert self.proc is None
         self.stderr_file = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen([FACTEUR, "-c", self.config_dir, "start", "-f"],
+        import conftest  # tests may swap the binary (conftest.FACTEUR)
+        self.proc = subprocess.Popen(self.start_prefix + [conftest.FACTEUR, "-c", self.config_dir,
+                                                          "start", "-f"],
                                      stdin=subprocess.DEVNULL, stdout=self.stderr_file,
                                      stderr=self.stderr_file, start_new_session=True)
         if wait:

@@ -90,15 +90,18 @@ int cli_main(int argc, char **argv)
 		if (cli_load_config(&ctx, true) < 0)
 			return 78; /* EX_CONFIG */
 		char *args[3] = { base, NULL, NULL };
+		int ret;
 		if (strcmp(base, "mailq") == 0) {
 			args[1] = "-bp";
-			return cli_sendmail(&ctx, 2, args);
-		}
-		if (strcmp(base, "newaliases") == 0) {
+			ret = cli_sendmail(&ctx, 2, args);
+		} else if (strcmp(base, "newaliases") == 0) {
 			args[1] = "-bi";
-			return cli_sendmail(&ctx, 2, args);
+			ret = cli_sendmail(&ctx, 2, args);
+		} else {
+			ret = cli_sendmail(&ctx, argc, argv);
 		}
-		return cli_sendmail(&ctx, argc, argv);
+		config_free(&ctx.cfg);
+		return ret;
 	}
 
 	int i = 1;
@@ -127,7 +130,11 @@ int cli_main(int argc, char **argv)
 	}
 	const char *cmd = argv[i];
 	if (strcmp(cmd, "version") == 0) {
+#ifdef FACTEUR_CRASH_HOOKS
+		printf("facteur %s (test build with crash hooks)\n", FACTEUR_VERSION);
+#else
 		printf("facteur %s\n", FACTEUR_VERSION);
+#endif
 		return 0;
 	}
 	if (strcmp(cmd, "help") == 0) {

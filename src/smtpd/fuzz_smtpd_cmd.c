@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "lib/buf.h"
+#include "lib/workq.h"
 #include "lib/log.h"
 #include "lib/str.h"
 #include "mail/queue.h"
@@ -70,6 +71,7 @@ static void fuzz_init(void)
 	srv.base = event_base_new();
 	srv.conf = &conf;
 	srv.queue_dir = qdir;
+	srv.commitq = workq_new(srv.base, 1);
 }
 
 static void fuzz_clean_incoming(void)
@@ -134,6 +136,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	smtpd_sessions_close_all(&srv);
 	event_base_loop(srv.base, EVLOOP_NONBLOCK);
+	/* Commits still in flight finish before the queue is cleaned. */
+	while (workq_pending(srv.commitq) > 0)
+		event_base_loop(srv.base, EVLOOP_ONCE);
 	(void)close(sv[1]);
 	fuzz_clean_incoming();
 	return 0;

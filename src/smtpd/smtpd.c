@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/workq.h"
 #include "lib/mem.h"
 #include "lib/str.h"
 #include "mail/config.h"
@@ -279,6 +280,11 @@ int smtpd_main(const struct role_env *env)
 		return 1;
 	}
 	srv.conf = &conf;
+	srv.commitq = workq_new(srv.base, SMTPD_COMMIT_THREADS);
+	if (srv.commitq == NULL) {
+		log_error("cannot start the commit threads: %s", strerror(errno));
+		return 1;
+	}
 	srv.queue_dir = env->queue_dir;
 	if (conf.peername_lookup) {
 		srv.dns = smtpd_dns_new(srv.base, conf.dns_servers, &error);
@@ -313,6 +319,8 @@ int smtpd_main(const struct role_env *env)
 
 	server_close_listeners(&srv);
 	smtpd_sessions_close_all(&srv);
+	/* Commits in flight complete (their messages are queued). */
+	workq_free(&srv.commitq);
 	smtpd_dns_free(&srv.dns);
 	event_free(ev_term);
 	event_free(ev_int);

@@ -13,8 +13,9 @@
  * Durability (STYLE.md 6): the 250 is sent only after
  * qfile_writer_commit() has fsync'd the file, renamed it into incoming/ and
  * fsync'd that directory.  Any failure gives 451 4.3.0 and removes the file.
- * The commit runs in the event loop: its fsyncs are the one place where the
- * process waits for the disk.
+ * The commit runs on the commit pool (lib/workq.h) while the session waits
+ * suspended: one session's fsyncs never stop the others, and concurrent
+ * commits reach the file system together (one journal write for several).
  */
 #include "smtpd/smtpd_int.h"
 
@@ -25,6 +26,7 @@
 #include <sys/time.h>
 
 #include "lib/log.h"
+#include "lib/workq.h"
 #include "lib/mem.h"
 #include "lib/str.h"
 #include "mail/mail_log.h"
@@ -211,10 +213,12 @@ static void data_take_output(struct smtpd_session *s, struct smtpd_txn *t)
 		data_headers_done(s, t);
 }
 
+static void commit_work(void *ctx);
+static void commit_done(void *ctx);
+
 static void data_finish(struct smtpd_session *s, struct smtpd_txn *t)
 {
 	const char *qdir = smtpd_session_queue_dir(s);
-	const char *error = NULL;
 	char id[QFILE_ID_MAX];
 
 	if (t->in_headers)
@@ -235,21 +239,65 @@ static void data_finish(struct smtpd_session *s, struct smtpd_txn *t)
 		smtpd_session_end_data(s, false);
 		return;
 	}
-	if (qfile_writer_commit(&t->w, QUEUE_INCOMING, &error) < 0) {
-		log_warning("%s: queue file write error for %s: %s: %s", id,
-			    smtpd_session_peer(s), error != NULL ? error : "error", strerror(errno));
-		smtpd_session_reply(s, 451, "4.3.0", "Error: queue file write error");
-		smtpd_session_end_data(s, false);
-		return;
+	/* The commit (fsync, rename, directory fsync) runs on the commit
+	 * pool; the session waits, suspended, and the other sessions go on. */
+	struct smtpd_commit *c = xcalloc(1, sizeof(*c));
+	c->w = t->w;
+	t->w = NULL;
+	c->s = s;
+	(void)str_copy(c->id, sizeof(c->id), id);
+	c->queue_dir = xstrdup(qdir);
+	c->peer = xstrdup(smtpd_session_peer(s));
+	c->message_id = xstrdup(t->message_id != NULL ? t->message_id : "");
+	smtpd_session_commit_begin(s, c);
+	workq_submit(smtpd_session_commitq(s), commit_work, commit_done, c);
+}
+
+/* On a pool thread: only the writer, which the job owns. */
+static void commit_work(void *ctx)
+{
+	struct smtpd_commit *c = ctx;
+	const char *error = NULL;
+	c->ret = qfile_writer_commit(&c->w, QUEUE_INCOMING, &error);
+	c->error = error;
+	c->saved_errno = errno;
+}
+
+/* Back in the loop thread. */
+static void commit_done(void *ctx)
+{
+	struct smtpd_commit *c = ctx;
+	struct smtpd_session *s = c->s;
+
+	if (c->ret < 0) {
+		log_warning("%s: queue file write error for %s: %s: %s", c->id, c->peer,
+			    c->error != NULL ? c->error : "error", strerror(c->saved_errno));
+	} else {
+		/* Queued: logged and handed to the queue manager even when the
+		 * client has gone meanwhile (it saw no 250 and may send the
+		 * message again: at-least-once). */
+		struct buf wake = BUF_INIT;
+		if (s != NULL)
+			smtpd_session_log_queued(s, c->id, c->message_id);
+		else
+			log_info("%s: queued after %s disconnected", c->id, c->peer);
+		buf_printf(&wake, "I %s\n", c->id);
+		if (queue_notify(c->queue_dir, "qmgr", buf_cstr(&wake)) < 0)
+			log_warning("%s: queue manager wake-up: %s", c->id, strerror(errno));
+		buf_deinit(&wake);
 	}
-	smtpd_session_log_queued(s, id, t->message_id != NULL ? t->message_id : "");
-	smtpd_session_reply(s, 250, "2.0.0", "Ok: queued as %s", id);
-	struct buf wake = BUF_INIT;
-	buf_printf(&wake, "I %s\n", id);
-	if (queue_notify(qdir, "qmgr", buf_cstr(&wake)) < 0)
-		log_warning("%s: queue manager wake-up: %s", id, strerror(errno));
-	buf_deinit(&wake);
-	smtpd_session_end_data(s, true);
+	if (s != NULL) {
+		if (c->ret < 0)
+			smtpd_session_reply(s, 451, "4.3.0", "Error: queue file write error");
+		else
+			smtpd_session_reply(s, 250, "2.0.0", "Ok: queued as %s", c->id);
+		smtpd_session_end_data(s, c->ret == 0);
+		smtpd_session_commit_end(s);
+	}
+	free(c->queue_dir);
+	free(c->peer);
+	free(c->message_id);
+	free(c);
 }
 
 bool smtpd_data_input(struct smtpd_session *s, struct evbuffer *in)

@@ -280,6 +280,7 @@ struct smtpd_server {
 	struct evconnlistener **listeners;
 	size_t n_listeners;
 	struct smtpd_dns *dns; /* NULL: no client name lookups */
+	struct workq *commitq; /* queue file commits (fsync) off the loop */
 	bool draining;         /* SIGHUP: exit when the last session ends */
 };
 
@@ -290,6 +291,28 @@ void smtpd_session_start(struct smtpd_server *srv, int fd, const struct sockaddr
 void smtpd_sessions_close_all(struct smtpd_server *srv);
 /* Called by a session when it is freed (smtpd.c: exit when draining). */
 void smtpd_server_session_ended(struct smtpd_server *srv);
+
+/* Threads that commit queue files; their fsyncs overlap. */
+#define SMTPD_COMMIT_THREADS 8
+
+/* A queue file commit in flight on the commit pool.  s is cleared when the
+ * session ends first (the commit still completes and is queued). */
+struct smtpd_commit {
+	struct smtpd_session *s;
+	struct qfile_writer *w;
+	char id[32];
+	char *queue_dir;
+	char *peer;
+	char *message_id;
+	int ret;
+	const char *error;
+	int saved_errno;
+};
+
+/* Suspend the session while c is committed / resume it afterwards. */
+void smtpd_session_commit_begin(struct smtpd_session *s, struct smtpd_commit *c);
+void smtpd_session_commit_end(struct smtpd_session *s);
+struct workq *smtpd_session_commitq(struct smtpd_session *s);
 
 /* Internal between smtpd_session.c and smtpd_data.c. */
 struct smtpd_rcpt {

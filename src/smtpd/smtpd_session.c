@@ -71,6 +71,7 @@ struct smtpd_session {
 	bool in_process;
 	struct event *delay_ev;
 	struct smtpd_dns_query *dnsq;
+	struct smtpd_commit *commit; /* queue file commit in flight */
 
 	struct buf replies;
 	struct buf line;
@@ -226,6 +227,26 @@ void smtpd_session_end_data(struct smtpd_session *s, bool ok)
 	session_txn_reset(s);
 	s->last_cmd = "END-OF-MESSAGE";
 	session_set_state(s, s->helo != NULL ? SMTPD_ST_HELO : SMTPD_ST_GREETED);
+}
+
+void smtpd_session_commit_begin(struct smtpd_session *s, struct smtpd_commit *c)
+{
+	s->commit = c;
+	s->suspended = true;
+}
+
+void smtpd_session_commit_end(struct smtpd_session *s)
+{
+	s->commit = NULL;
+	s->suspended = false;
+	session_flush(s);
+	session_process(s);
+	session_after(s);
+}
+
+struct workq *smtpd_session_commitq(struct smtpd_session *s)
+{
+	return s->srv->commitq;
 }
 
 void smtpd_session_log_queued(struct smtpd_session *s, const char *id, const char *msgid)
@@ -807,6 +828,9 @@ static void session_log_disconnect(struct smtpd_session *s)
 static void session_free(struct smtpd_session *s)
 {
 	struct smtpd_server *srv = s->srv;
+
+	if (s->commit != NULL)
+		s->commit->s = NULL; /* the commit completes without us */
 
 	if (s->state != SMTPD_ST_CONNECT || s->dnsq == NULL)
 		session_log_disconnect(s);
