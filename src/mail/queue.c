@@ -135,6 +135,17 @@ out:
 	return ret;
 }
 
+int queue_rename(const char *queue_dir, const char *id, const char *from, const char *to)
+{
+	struct buf src = BUF_INIT, dst = BUF_INIT;
+	queue_path(&src, queue_dir, from, id);
+	queue_path(&dst, queue_dir, to, id);
+	int ret = rename(buf_cstr(&src), buf_cstr(&dst));
+	buf_deinit(&src);
+	buf_deinit(&dst);
+	return ret;
+}
+
 const char *queue_find(const char *queue_dir, const char *id)
 {
 	static const char *const dirs[] = { QUEUE_INCOMING, QUEUE_ACTIVE, QUEUE_DEFERRED,

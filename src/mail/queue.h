@@ -41,6 +41,12 @@ void queue_path(struct buf *out, const char *queue_dir, const char *sub, const c
 /* Move ID from one queue directory to another durably: rename, fsync the
  * destination directory, then the source directory. */
 int queue_move(const char *queue_dir, const char *id, const char *from, const char *to);
+/* Move ID between queue directories with a plain rename, no fsync: for
+ * the queue manager's own moves (incoming -> active -> deferred).  A rename
+ * is atomic, so after a crash the file is in one of the two directories,
+ * and the queue manager scans all of them at start; nothing is lost, at
+ * worst a deferred message is retried early. */
+int queue_rename(const char *queue_dir, const char *id, const char *from, const char *to);
 /* Find which queue directory holds ID; returns the name (static) or NULL. */
 const char *queue_find(const char *queue_dir, const char *id);
 /* Write a one-line wake-up to QDIR/public/NAME (a FIFO) without blocking;

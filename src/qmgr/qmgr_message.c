@@ -11,7 +11,7 @@
  *            first: a crash in between redoes the parent, never loses the
  *            children), nothing for a deferral (the W record at the end
  *            carries the reason).
- *   finish:  no pending recipient -> unlink, fsync active/, "removed";
+ *   finish:  no pending recipient -> unlink, "removed";
  *            outlived its queue lifetime -> pending recipients bounced
  *            (D records), "status=expired, returned to sender", removed;
  *            otherwise W record (next attempt, count, reason), mtime set to
@@ -220,7 +220,7 @@ int qmgr_message_take(struct qmgr *q, const char *id, const char *from)
 		return 0;
 	queue_path(&path, q->s.queue_dir, QUEUE_ACTIVE, id);
 	if (strcmp(from, QUEUE_ACTIVE) != 0 &&
-	    queue_move(q->s.queue_dir, id, from, QUEUE_ACTIVE) < 0) {
+	    queue_rename(q->s.queue_dir, id, from, QUEUE_ACTIVE) < 0) {
 		int saved = errno;
 		if (access(buf_cstr(&path), F_OK) < 0) {
 			buf_deinit(&path);
@@ -309,19 +309,17 @@ void qmgr_message_idle(struct qmgr *q, struct qmgr_message *msg)
 /* Unlink the file of a message with no pending recipient. */
 static int message_remove(struct qmgr *q, struct qmgr_message *msg)
 {
-	struct buf path = BUF_INIT, dir = BUF_INIT;
+	struct buf path = BUF_INIT;
 	int ret = -1;
 	qfile_crash_point("qmgr-before-remove");
 	queue_path(&path, q->s.queue_dir, QUEUE_ACTIVE, msg->id);
-	buf_printf(&dir, "%s/%s", q->s.queue_dir, QUEUE_ACTIVE);
 	if (unlink(buf_cstr(&path)) < 0) {
 		log_error("%s: remove %s: %s", msg->id, buf_cstr(&path), strerror(errno));
 		goto out;
 	}
-	/* The removal must be durable before we say so: a crash before this
-	 * fsync would bring the file back and redo its deliveries. */
-	if (fs_fsync_dir(buf_cstr(&dir)) < 0)
-		log_warning("%s: fsync %s: %s", msg->id, buf_cstr(&dir), strerror(errno));
+	/* No directory fsync: every recipient's final state is already an
+	 * fsync'd D record, so a file that a crash brings back has nothing
+	 * pending and is simply removed again, without a delivery. */
 	struct buf line = BUF_INIT;
 	mail_log_removed(&line, msg->id);
 	log_info("%s", buf_cstr(&line));
@@ -329,7 +327,6 @@ static int message_remove(struct qmgr *q, struct qmgr_message *msg)
 	ret = 0;
 out:
 	buf_deinit(&path);
-	buf_deinit(&dir);
 	return ret;
 }
 
@@ -387,7 +384,7 @@ static void message_defer(struct qmgr *q, struct qmgr_message *msg)
 	qfile_crash_point("qmgr-before-defer-move");
 	/* Moved while still locked: no other queue manager can take it from
 	 * active/ in between. */
-	if (queue_move(q->s.queue_dir, msg->id, QUEUE_ACTIVE, QUEUE_DEFERRED) < 0)
+	if (queue_rename(q->s.queue_dir, msg->id, QUEUE_ACTIVE, QUEUE_DEFERRED) < 0)
 		log_error("%s: move active/ to deferred/: %s", msg->id, strerror(errno));
 }
 
