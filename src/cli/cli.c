@@ -65,6 +65,7 @@ int cli_load_config(struct cli_ctx *ctx, bool quiet)
 	config_diags_deinit(&diags);
 	if (ret == 0) {
 		log_set_hostname(config_get(ctx->cfg, "myhostname"));
+		log_set_name(config_get(ctx->cfg, "syslog_name"));
 		log_set_debug(config_get_bool(ctx->cfg, "facteur_debug"));
 	}
 	return ret;

@@ -13,7 +13,8 @@
 #include <unistd.h>
 
 static char log_role[64] = "facteur";
-static char log_ident[96] = "facteur";
+static char log_prefix[64] = "facteur"; /* syslog_name */
+static char log_ident[160] = "facteur";
 static char log_hostname[256] = "localhost";
 static char log_path[4096];
 static enum log_dest log_dest = LOG_DEST_STDERR;
@@ -53,11 +54,17 @@ static void log_open_dest(void)
 void log_set_role(const char *role)
 {
 	log_copy(log_role, sizeof(log_role), role);
-	(void)snprintf(log_ident, sizeof(log_ident), "facteur/%s", log_role);
+	(void)snprintf(log_ident, sizeof(log_ident), "%s/%s", log_prefix, log_role);
 	if (strcmp(role, "facteur") == 0)
-		log_copy(log_ident, sizeof(log_ident), "facteur");
+		log_copy(log_ident, sizeof(log_ident), log_prefix);
 	if (log_dest == LOG_DEST_SYSLOG)
 		log_open_dest();
+}
+
+void log_set_name(const char *name)
+{
+	log_copy(log_prefix, sizeof(log_prefix), *name != '\0' ? name : "facteur");
+	log_set_role(log_role);
 }
 
 void log_set_hostname(const char *hostname)

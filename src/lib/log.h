@@ -29,6 +29,9 @@ void log_init(const char *role, enum log_dest dest, const char *file_path);
 /* Change only the role (after a fork); keeps the destination. */
 void log_set_role(const char *role);
 void log_set_hostname(const char *hostname);
+/* The first part of the ident (syslog_name, default "facteur"): several
+ * instances on one host can log under different names, as with Postfix. */
+void log_set_name(const char *name);
 void log_set_debug(bool enabled);
 bool log_debug_enabled(void);
 /* Reopen the log file (after reload); no-op for other destinations. */

@@ -619,7 +619,16 @@ int qfile_content_read(int fd, const struct qfile_msg *m,
 	return ret;
 }
 
+static int append_record_sync(int fd, struct qfile_msg *m, char type, const struct buf *payload,
+			      bool sync);
+
 static int append_record(int fd, struct qfile_msg *m, char type, const struct buf *payload)
+{
+	return append_record_sync(fd, m, type, payload, true);
+}
+
+static int append_record_sync(int fd, struct qfile_msg *m, char type, const struct buf *payload,
+			      bool sync)
 {
 	struct stat st;
 	struct buf rec = BUF_INIT;
@@ -636,7 +645,7 @@ static int append_record(int fd, struct qfile_msg *m, char type, const struct bu
 		errno = n < 0 ? saved : EIO;
 		return -1;
 	}
-	if (fsync(fd) < 0) {
+	if (sync && fsync(fd) < 0) {
 		buf_deinit(&rec);
 		return -1;
 	}
@@ -645,8 +654,8 @@ static int append_record(int fd, struct qfile_msg *m, char type, const struct bu
 	return 0;
 }
 
-int qfile_append_done(int fd, struct qfile_msg *m, unsigned index,
-		      enum qfile_rcpt_status status, const char *dsn, const char *reason)
+static int append_done(int fd, struct qfile_msg *m, unsigned index,
+		       enum qfile_rcpt_status status, const char *dsn, const char *reason, bool sync)
 {
 	struct buf b = BUF_INIT;
 	if (index >= m->n_rcpts || status == QRCPT_PENDING) {
@@ -659,7 +668,7 @@ int qfile_append_done(int fd, struct qfile_msg *m, unsigned index,
 	buf_append(&b, "", 1);
 	fields_append(&b, dsn, false);
 	fields_append(&b, reason, true);
-	int ret = append_record(fd, m, QREC_DONE, &b);
+	int ret = append_record_sync(fd, m, QREC_DONE, &b, sync);
 	buf_deinit(&b);
 	if (ret == 0) {
 		struct qfile_rcpt *r = &m->rcpts[index];
@@ -670,6 +679,18 @@ int qfile_append_done(int fd, struct qfile_msg *m, unsigned index,
 		r->reason = reason != NULL && *reason != '\0' ? xstrdup(reason) : NULL;
 	}
 	return ret;
+}
+
+int qfile_append_done(int fd, struct qfile_msg *m, unsigned index,
+		      enum qfile_rcpt_status status, const char *dsn, const char *reason)
+{
+	return append_done(fd, m, index, status, dsn, reason, true);
+}
+
+int qfile_append_done_nosync(int fd, struct qfile_msg *m, unsigned index,
+			     enum qfile_rcpt_status status, const char *dsn, const char *reason)
+{
+	return append_done(fd, m, index, status, dsn, reason, false);
 }
 
 int qfile_append_rcpt(int fd, struct qfile_msg *m, unsigned parent, const struct qfile_rcpt_in *r)

@@ -126,6 +126,13 @@ static void test_round_trip(void **state)
 	assert_string_equal(m->defer_reason, "connection refused");
 	assert_true(m->delay_warned);
 	assert_int_equal(qfile_msg_pending(m), 2);
+	/* The unsynced variant writes the same record. */
+	assert_int_equal(qfile_append_done_nosync(fd, m, 2, QRCPT_BOUNCED, "5.1.1", "unknown"), 0);
+	qfile_msg_free(&m);
+	assert_int_equal(qfile_read(fd, &m, &error), 0);
+	assert_int_equal(m->rcpts[2].status, QRCPT_BOUNCED);
+	assert_string_equal(m->rcpts[2].dsn, "5.1.1");
+	assert_int_equal(qfile_msg_pending(m), 1);
 	qfile_msg_free(&m);
 	close(fd);
 	free(id);

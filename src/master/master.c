@@ -335,6 +335,15 @@ static int master_bind_all(struct master_state *ms)
 		{ "smtps_listen", ROLE_SVC_SMTPS },
 	};
 	for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
+		if (params[i].svc == ROLE_SVC_SMTPS) {
+			/* Implicit TLS: clients speak TLS from the first byte;
+			 * serving plain SMTP there would only confuse them. */
+			const char *v = config_get(ms->cfg, params[i].param);
+			if (v != NULL && *v != '\0')
+				log_warning("%s: TLS is not implemented yet; not listening on %s",
+					    params[i].param, v);
+			continue;
+		}
 		if (master_bind_param(ms, params[i].param, params[i].svc) < 0)
 			return -1;
 	}
@@ -489,6 +498,7 @@ static void master_reload(struct master_state *ms)
 	ms->cfg = cfg;
 	ms->env.cfg = cfg;
 	log_set_debug(config_get_bool(cfg, "facteur_debug"));
+	log_set_name(config_get(cfg, "syslog_name"));
 	/* Listeners: rebind only when the listener parameters changed. */
 	master_close_listeners(&ms->env);
 	if (master_bind_all(ms) < 0)

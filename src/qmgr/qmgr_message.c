@@ -206,7 +206,12 @@ void qmgr_message_result(struct qmgr *q, struct qmgr_message *msg, unsigned rcpt
 	}
 	/* TODO(#outbound): a bounced recipient (and an expired message)
 	 * gets its non-delivery notification before the file goes. */
-	if (qfile_append_done(msg->fd, msg->qm, rcpt, st, dsn, text) < 0)
+	/* The last pending recipient of a message that is removed next: no
+	 * fsync (see qfile_append_done_nosync). */
+	bool last = st != QRCPT_EXPANDED && qfile_msg_pending(msg->qm) == 1;
+	int ret = last ? qfile_append_done_nosync(msg->fd, msg->qm, rcpt, st, dsn, text)
+		       : qfile_append_done(msg->fd, msg->qm, rcpt, st, dsn, text);
+	if (ret < 0)
 		append_failed(msg, rcpt);
 }
 

@@ -159,6 +159,9 @@ int smtpd_conf_load(struct smtpd_conf *c, struct config *cfg, const char **error
 	buf_deinit(&csv);
 
 	c->alias_maps = conf_tables(cfg, "alias_maps", &c->alias_maps_broken);
+	c->local_recipient_maps =
+		conf_tables(cfg, "local_recipient_maps", &c->local_recipient_maps_broken);
+	c->reject_unlisted_recipient = config_get_bool(cfg, "smtpd_reject_unlisted_recipient");
 	c->virtual_mailbox_maps =
 		conf_tables(cfg, "virtual_mailbox_maps", &c->virtual_mailbox_maps_broken);
 	c->virtual_alias_maps = conf_tables(cfg, "virtual_alias_maps", NULL);
@@ -191,6 +194,7 @@ void smtpd_conf_deinit(struct smtpd_conf *c)
 		str_list_free(&c->relay_domains);
 	smtpd_nets_deinit(&c->mynetworks);
 	table_list_free(&c->alias_maps);
+	table_list_free(&c->local_recipient_maps);
 	table_list_free(&c->virtual_mailbox_maps);
 	table_list_free(&c->virtual_alias_maps);
 	table_list_free(&c->canonical_maps);

@@ -143,13 +143,19 @@ static int maps_lookup(struct table_list *l, bool broken, const char *key)
 	return r;
 }
 
-/* Is local (already lower-cased) a local recipient: a system user or an
- * alias?  1, 0 or -1.  Tried with and without the address extension. */
+/* Is local (already lower-cased) a local recipient?  As Postfix: it must
+ * be found in local_recipient_maps (default: the system users and the
+ * aliases); an empty local_recipient_maps, or
+ * smtpd_reject_unlisted_recipient = no, accepts every local part.  1, 0 or
+ * -1.  Tried with and without the address extension. */
 static int local_user_exists(const struct smtpd_conf *conf, const char *local)
 {
 	char *base = NULL;
 
 	if (strcmp(local, "postmaster") == 0)
+		return 1;
+	if (!conf->reject_unlisted_recipient ||
+	    (conf->local_recipient_maps == NULL && !conf->local_recipient_maps_broken))
 		return 1;
 	if (conf->recipient_delimiter[0] != '\0') {
 		size_t n = strcspn(local, conf->recipient_delimiter);
@@ -161,11 +167,7 @@ static int local_user_exists(const struct smtpd_conf *conf, const char *local)
 		const char *key = pass == 0 ? local : base;
 		if (key == NULL)
 			break;
-		if (getpwnam(key) != NULL) {
-			r = 1;
-			break;
-		}
-		r = maps_lookup(conf->alias_maps, conf->alias_maps_broken, key);
+		r = maps_lookup(conf->local_recipient_maps, conf->local_recipient_maps_broken, key);
 	}
 	free(base);
 	return r;

@@ -99,6 +99,12 @@ static void conf_init(struct smtpd_conf *c, bool broken_aliases)
 	c->alias_maps = table_list_open("inline:{ toto=root, postmaster=root }", &error);
 	assert_non_null(c->alias_maps);
 	c->alias_maps_broken = broken_aliases;
+	/* Postfix's default: the system users, then the aliases. */
+	c->local_recipient_maps = table_list_open(
+		"proxy:unix:passwd.byname, inline:{ toto=root, postmaster=root }", &error);
+	assert_non_null(c->local_recipient_maps);
+	c->local_recipient_maps_broken = broken_aliases;
+	c->reject_unlisted_recipient = true;
 	c->virtual_mailbox_maps = table_list_open("inline:{ alice@virtual.test=alice/ }", &error);
 	c->virtual_alias_maps =
 		table_list_open("inline:{ sales@virtual.test=alice@virtual.test }", &error);
@@ -114,6 +120,7 @@ static void conf_fini(struct smtpd_conf *c)
 	str_list_free(&c->virtual_mailbox_domains);
 	str_list_free(&c->relay_domains);
 	table_list_free(&c->alias_maps);
+	table_list_free(&c->local_recipient_maps);
 	table_list_free(&c->virtual_mailbox_maps);
 	table_list_free(&c->virtual_alias_maps);
 }
@@ -155,8 +162,8 @@ static void test_rcpt_decision(void **state)
 		{ "lookup failure", "nobody-here@mail.example.test", false, true,
 		  SMTPD_RCPT_TEMPFAIL, 451,
 		  "<nobody-here@mail.example.test>: Temporary lookup failure" },
-		{ "system user despite broken aliases", "root@localhost", false, true, SMTPD_RCPT_OK,
-		  0, NULL },
+		{ "unreadable local_recipient_maps: temporary", "root@localhost", false, true,
+		  SMTPD_RCPT_TEMPFAIL, 451, NULL },
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		struct smtpd_conf c;

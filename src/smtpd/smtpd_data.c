@@ -118,7 +118,13 @@ static void data_headers_done(struct smtpd_session *s, struct smtpd_txn *t)
 		.arrival = time(NULL),
 	};
 	memset(&res, 0, sizeof(res));
-	if (cleanup_headers(&c->cleanup, &o, &env, (const char *)t->headers.data,
+	/* Headers of mail from mynetworks are completed (Message-Id, Date,
+	 * From) and rewritten with the canonical maps, like Postfix's
+	 * local_header_rewrite_clients = permit_mynetworks; other clients'
+	 * headers are left as they came. */
+	struct cleanup_params cp = c->cleanup;
+	cp.rewrite_remote_headers = smtpd_session_in_mynetworks(s);
+	if (cleanup_headers(&cp, &o, &env, (const char *)t->headers.data,
 			    t->headers.len, &hdr, &res, &error) < 0) {
 		log_warning("%s: %s: header processing: %s", qfile_writer_id(t->w),
 			    smtpd_session_peer(s), error != NULL ? error : "error");

@@ -78,6 +78,9 @@ struct smtpd_conf {
 	struct smtpd_nets mynetworks;
 	char *recipient_delimiter;      /* "" = none */
 	char *dns_servers;              /* "a:p,b:p" for c-ares, or NULL */
+	struct table_list *local_recipient_maps; /* NULL and !broken: accept any */
+	bool local_recipient_maps_broken;
+	bool reject_unlisted_recipient;
 	struct table_list *alias_maps;
 	struct table_list *virtual_mailbox_maps;
 	struct table_list *virtual_alias_maps;
@@ -365,5 +368,6 @@ const char *smtpd_session_queue_dir(const struct smtpd_session *s);
 void smtpd_session_origin(const struct smtpd_session *s, struct cleanup_origin *o);
 /* "NAME[ADDR]" */
 const char *smtpd_session_peer(const struct smtpd_session *s);
+bool smtpd_session_in_mynetworks(const struct smtpd_session *s);
 
 #endif

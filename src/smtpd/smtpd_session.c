@@ -244,6 +244,11 @@ void smtpd_session_commit_end(struct smtpd_session *s)
 	session_after(s);
 }
 
+bool smtpd_session_in_mynetworks(const struct smtpd_session *s)
+{
+	return s->in_mynetworks;
+}
+
 struct workq *smtpd_session_commitq(struct smtpd_session *s)
 {
 	return s->srv->commitq;
