@@ -286,53 +286,7 @@ int aliases_source_parse(const char *path,
 
 /* --------------------------------------------------------------- compile */
 
-struct aliases_compile_ctx {
-	const char *path;
-	struct table_lmdb_writer *w;
-	struct config_diags *diags;
-};
-
-static int aliases_compile_entry(void *ctx, const char *name, const char *rhs, unsigned line)
-{
-	struct aliases_compile_ctx *c = ctx;
-	const char *error;
-	int ret = table_lmdb_writer_put(c->w, name, rhs, &error);
-	if (ret == 0)
-		config_diag_add(c->diags, c->path, line, false,
-				"duplicate entry \"%s\"; keeping the first one", name);
-	else if (ret < 0)
-		config_diag_add(c->diags, c->path, line, true, "%s", error);
-	return 0;
-}
-
 int aliases_compile(const char *spec, struct config_diags *diags)
 {
-	const char *error;
-	const char *path = table_compile_path(spec, &error);
-	if (path == NULL) {
-		config_diag_add(diags, spec, 0, true, "alias database: %s", error);
-		return -1;
-	}
-	struct stat st;
-	if (stat(path, &st) < 0) {
-		config_diag_add(diags, path, 0, true, "open: %s", strerror(errno));
-		return -1;
-	}
-	char *db_path = table_lmdb_db_path(path);
-	struct aliases_compile_ctx c = { path, NULL, diags };
-	c.w = table_lmdb_writer_new(db_path, (size_t)st.st_size, st.st_mode, &error);
-	free(db_path);
-	if (c.w == NULL) {
-		config_diag_add(diags, path, 0, true, "%s", error);
-		return -1;
-	}
-	if (aliases_source_parse(path, aliases_compile_entry, &c, diags) < 0) {
-		table_lmdb_writer_abort(&c.w);
-		return -1;
-	}
-	if (table_lmdb_writer_commit(&c.w, &error) < 0) {
-		config_diag_add(diags, path, 0, true, "%s", error);
-		return -1;
-	}
-	return 0;
+	return table_lmdb_compile_source(spec, diags, aliases_source_parse, "alias database: ");
 }

@@ -100,4 +100,15 @@ struct table *table_list_get(struct table_list *l, size_t i);
  * (normally done at most once per second). */
 void table_lmdb_recheck_now(struct table *t);
 
+
+/* A source-file parser: table_source_parse (postmap format) or
+ * aliases_source_parse (aliases(5)). */
+typedef int table_source_parser(const char *path,
+				int (*cb)(void *ctx, const char *key, const char *value, unsigned line),
+				void *ctx, struct config_diags *diags);
+/* Compile the source named by spec into its LMDB file with parse; what
+ * prefixes spec errors ("alias database: ").  0 or -1 (diags). */
+int table_lmdb_compile_source(const char *spec, struct config_diags *diags,
+			      table_source_parser *parse, const char *what);
+
 #endif

@@ -357,6 +357,7 @@ struct table_compile_ctx {
 	struct config_diags *diags;
 };
 
+/* Keys are folded to lower case (aliases(5) names arrive folded already). */
 static int table_compile_entry(void *ctx, const char *key, const char *value, unsigned line)
 {
 	struct table_compile_ctx *c = ctx;
@@ -372,12 +373,13 @@ static int table_compile_entry(void *ctx, const char *key, const char *value, un
 	return 0;
 }
 
-int table_compile(const char *spec, struct config_diags *diags)
+int table_lmdb_compile_source(const char *spec, struct config_diags *diags,
+			      table_source_parser *parse, const char *what)
 {
 	const char *error;
 	const char *path = table_compile_path(spec, &error);
 	if (path == NULL) {
-		config_diag_add(diags, spec, 0, true, "%s", error);
+		config_diag_add(diags, spec, 0, true, "%s%s", what, error);
 		return -1;
 	}
 	struct stat st;
@@ -393,7 +395,7 @@ int table_compile(const char *spec, struct config_diags *diags)
 		config_diag_add(diags, path, 0, true, "%s", error);
 		return -1;
 	}
-	if (table_source_parse(path, table_compile_entry, &c, diags) < 0) {
+	if (parse(path, table_compile_entry, &c, diags) < 0) {
 		table_lmdb_writer_abort(&c.w);
 		return -1;
 	}
@@ -402,4 +404,9 @@ int table_compile(const char *spec, struct config_diags *diags)
 		return -1;
 	}
 	return 0;
+}
+
+int table_compile(const char *spec, struct config_diags *diags)
+{
+	return table_lmdb_compile_source(spec, diags, table_source_parse, "");
 }
