@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -387,6 +388,10 @@ static pid_t master_fork_role(struct master_state *ms, enum master_role_id id)
 	(void)sigprocmask(SIG_UNBLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	log_set_role(r->name);
+	/* ps -o comm / top show the role ("facteur/qmgr"). */
+	char comm[16];
+	(void)snprintf(comm, sizeof(comm), "facteur/%s", r->name);
+	(void)prctl(PR_SET_NAME, comm, 0, 0, 0);
 	(void)close(ms->pid_fd);
 	if (id != ROLE_SMTPD) {
 		/* Only smtpd needs the listening sockets. */
