@@ -58,6 +58,12 @@ const struct config_param config_params[] = {
 	P_TABLES("relay_recipient_maps", ""),
 	P_STR("relayhost", ""),
 	P_STR("default_transport", "smtp"),
+	P_STR("relay_transport", "relay"),
+	/* Postfix's long-standing default.  facteur reads it for
+	 * transport_maps and relay_domains (routing, mail/route.c). */
+	P_LIST("parent_domain_matches_subdomains",
+	       "debug_peer_list, fast_flush_domains, mynetworks, permit_mbox_mail_if_no_dns, "
+	       "relay_domains, smtpd_access_maps"),
 	P_BOOL("append_dot_mydomain", "no"),
 	P_BOOL("swap_bangpath", "yes"),
 	P_BOOL("allow_percent_hack", "yes"),
@@ -159,9 +165,30 @@ const struct config_param config_params[] = {
 
 	/* ---- SMTP client and DNS ---- */
 	P_LIST("dns_servers", ""),
+	/* facteur: per-try timeout and tries of DNS queries (mail/dns.c). */
+	P_TIME("dns_timeout", "5s", 's', 1, 300),
+	P_INT("dns_tries", "2", 1, 10),
+	/* Total addresses tried per delivery (all MX hosts together). */
+	P_INT("smtp_mx_address_limit", "5", 0, INT_LIM),
 	P_STR("smtp_bind_address", ""),
 	P_TIME("smtp_connect_timeout", "30s", 's', 0, TIME_LIM),
 	P_STR("smtp_helo_name", "$myhostname"),
+	/* Per-stage timeouts of the SMTP client (Postfix's names and
+	 * defaults). */
+	P_TIME("smtp_helo_timeout", "300s", 's', 1, TIME_LIM),
+	P_TIME("smtp_mail_timeout", "300s", 's', 1, TIME_LIM),
+	P_TIME("smtp_rcpt_timeout", "300s", 's', 1, TIME_LIM),
+	P_TIME("smtp_data_init_timeout", "120s", 's', 1, TIME_LIM),
+	P_TIME("smtp_data_xfer_timeout", "180s", 's', 1, TIME_LIM),
+	P_TIME("smtp_data_done_timeout", "600s", 's', 1, TIME_LIM),
+	P_TIME("smtp_rset_timeout", "20s", 's', 1, TIME_LIM),
+	P_TIME("smtp_quit_timeout", "300s", 's', 1, TIME_LIM),
+	/* How long an idle connection waits for the next message to the
+	 * same nexthop. */
+	P_TIME("smtp_connection_cache_time_limit", "2s", 's', 1, TIME_LIM),
+	P_INT("smtp_destination_recipient_limit", "50", 1, 1000),
+	P_INT("smtp_destination_concurrency_limit", "$default_destination_concurrency_limit",
+	      1, INT_LIM),
 
 	/* ---- notices and logging ---- */
 	P_LIST("notify_classes", "resource, software"),
@@ -206,7 +233,6 @@ const struct config_param config_params[] = {
 	P_POSTFIX("local_login_sender_maps"),
 	P_POSTFIX("local_transport"),
 	P_POSTFIX("virtual_transport"),
-	P_POSTFIX("relay_transport"),
 	P_POSTFIX("delay_notice_recipient"),
 	P_POSTFIX("error_notice_recipient"),
 	P_POSTFIX("masquerade_domains"),
@@ -224,7 +250,6 @@ const struct config_param config_params[] = {
 	P_POSTFIX("lmtp_host_lookup"),
 	P_POSTFIX("smtp_dns_resolver_options"),
 	P_POSTFIX("lmtp_dns_resolver_options"),
-	P_POSTFIX("smtp_mx_address_limit"),
 	P_POSTFIX("lmtp_mx_address_limit"),
 	P_POSTFIX("smtp_mx_session_limit"),
 	P_POSTFIX("lmtp_mx_session_limit"),
@@ -298,8 +323,6 @@ const struct config_param config_params[] = {
 	P_POSTFIX("default_destination_concurrency_negative_feedback"),
 	P_POSTFIX("destination_concurrency_feedback_debug"),
 	P_POSTFIX("local_destination_recipient_limit"),
-	P_POSTFIX("smtp_destination_concurrency_limit"),
-	P_POSTFIX("smtp_destination_recipient_limit"),
 	P_POSTFIX("relay_destination_concurrency_limit"),
 	P_POSTFIX("virtual_destination_concurrency_limit"),
 	P_POSTFIX("virtual_destination_recipient_limit"),
@@ -423,21 +446,12 @@ const struct config_param config_params[] = {
 	P_POSTFIX("anvil_rate_time_unit"),
 	P_POSTFIX("anvil_status_update_time"),
 	/* SMTP client */
-	P_POSTFIX("smtp_connection_cache_time_limit"),
 	P_POSTFIX("smtp_connection_reuse_count_limit"),
 	P_POSTFIX("smtp_connection_reuse_time_limit"),
 	P_POSTFIX("smtp_connection_cache_destinations"),
 	P_POSTFIX("smtp_connection_cache_on_demand"),
-	P_POSTFIX("smtp_helo_timeout"),
 	P_POSTFIX("smtp_xforward_timeout"),
 	P_POSTFIX("smtp_starttls_timeout"),
-	P_POSTFIX("smtp_mail_timeout"),
-	P_POSTFIX("smtp_rcpt_timeout"),
-	P_POSTFIX("smtp_data_init_timeout"),
-	P_POSTFIX("smtp_data_xfer_timeout"),
-	P_POSTFIX("smtp_data_done_timeout"),
-	P_POSTFIX("smtp_rset_timeout"),
-	P_POSTFIX("smtp_quit_timeout"),
 	P_POSTFIX("smtp_quote_rfc821_envelope"),
 	P_POSTFIX("smtp_skip_5xx_greeting"),
 	P_POSTFIX("smtp_skip_quit_response"),

@@ -28,6 +28,7 @@
 #include "lib/str.h"
 #include "mail/config.h"
 #include "mail/role.h"
+#include "mail/route.h"
 #include "mail/table.h"
 
 /* ---- configuration snapshot ---- */
@@ -145,6 +146,11 @@ int smtpd_conf_load(struct smtpd_conf *c, struct config *cfg, const char **error
 	c->mydestination = conf_list(cfg, "mydestination");
 	c->virtual_mailbox_domains = conf_list(cfg, "virtual_mailbox_domains");
 	c->relay_domains = conf_list(cfg, "relay_domains");
+	const char *route_error = NULL;
+	c->route = route_new(cfg, &route_error);
+	if (c->route == NULL)
+		log_warning("routing tables: %s; relay_domains matched exactly",
+			    route_error != NULL ? route_error : "error");
 	(void)smtpd_nets_parse(&c->mynetworks, config_get(cfg, "mynetworks"), &error);
 	const char *delim = config_get(cfg, "recipient_delimiter");
 	c->recipient_delimiter = xstrdup(delim != NULL ? delim : "");
@@ -169,6 +175,7 @@ int smtpd_conf_load(struct smtpd_conf *c, struct config *cfg, const char **error
 	c->sender_canonical_maps = conf_tables(cfg, "sender_canonical_maps", NULL);
 	c->recipient_canonical_maps = conf_tables(cfg, "recipient_canonical_maps", NULL);
 	c->relay_recipient_maps = conf_tables(cfg, "relay_recipient_maps", NULL);
+	c->relocated_maps = conf_tables(cfg, "relocated_maps", &c->relocated_maps_broken);
 	if (c->line_length_limit == 0 || c->hard_error_limit == 0 || c->max_sessions == 0) {
 		*error_r = "line_length_limit, smtpd_hard_error_limit and smtpd_max_sessions must be positive";
 		return -1;
@@ -192,6 +199,7 @@ void smtpd_conf_deinit(struct smtpd_conf *c)
 		str_list_free(&c->virtual_mailbox_domains);
 	if (c->relay_domains != NULL)
 		str_list_free(&c->relay_domains);
+	route_free(&c->route);
 	smtpd_nets_deinit(&c->mynetworks);
 	table_list_free(&c->alias_maps);
 	table_list_free(&c->local_recipient_maps);
@@ -201,6 +209,7 @@ void smtpd_conf_deinit(struct smtpd_conf *c)
 	table_list_free(&c->sender_canonical_maps);
 	table_list_free(&c->recipient_canonical_maps);
 	table_list_free(&c->relay_recipient_maps);
+	table_list_free(&c->relocated_maps);
 	memset(c, 0, sizeof(*c));
 }
 

@@ -20,6 +20,7 @@
 #include "lib/mem.h"
 #include "lib/str.h"
 #include "mail/addr.h"
+#include "mail/route.h"
 #include "mail/table.h"
 
 /* ---- mynetworks ---- */
@@ -192,6 +193,50 @@ static int virtual_user_exists(const struct smtpd_conf *conf, const char *addr,
 	return r;
 }
 
+/* relocated_maps (Postfix relocated(5)): keys user@domain, user (local
+ * domains only), @domain, each also without the address extension.  On
+ * 1, *new_r is the new address (caller frees).  1, 0 or -1. */
+static int relocated_lookup(const struct smtpd_conf *conf, const char *local,
+			    const char *domain, bool is_local, char **new_r)
+{
+	char *base = NULL;
+	struct buf key = BUF_INIT;
+	int r = 0;
+
+	*new_r = NULL;
+	if (conf->relocated_maps_broken)
+		return -1;
+	if (conf->relocated_maps == NULL)
+		return 0;
+	if (conf->recipient_delimiter[0] != '\0') {
+		size_t n = strcspn(local, conf->recipient_delimiter);
+		if (local[n] != '\0' && n > 0)
+			base = xstrndup(local, n);
+	}
+	for (int step = 0; step < 5 && r == 0; step++) {
+		const char *user = (step == 1 || step == 3) ? base : local;
+		if (user == NULL)
+			continue;
+		buf_reset(&key);
+		if (step <= 1)
+			buf_printf(&key, "%s@%s", user, domain);
+		else if (step <= 3 && is_local)
+			buf_append_str(&key, user);
+		else if (step == 4)
+			buf_printf(&key, "@%s", domain);
+		else
+			continue;
+		const char *error = NULL;
+		r = table_list_lookup(conf->relocated_maps, buf_cstr(&key), new_r, &error);
+		if (r < 0)
+			log_warning("relocated_maps lookup of \"%s\": %s", buf_cstr(&key),
+				    error != NULL ? error : "error");
+	}
+	buf_deinit(&key);
+	free(base);
+	return r;
+}
+
 static enum smtpd_rcpt_verdict rcpt_refuse(struct smtpd_rcpt_check *res, unsigned code,
 					   const char *status, const char *addr,
 					   const char *why)
@@ -270,20 +315,50 @@ enum smtpd_rcpt_verdict smtpd_check_rcpt(const struct smtpd_conf *conf, const ch
 	bool is_virtual = !is_literal && !is_local &&
 			  domain_in(domain, conf->virtual_mailbox_domains);
 	bool is_relay = !is_literal && !is_local && !is_virtual &&
-			domain_in(domain, conf->relay_domains);
+			(conf->route != NULL ? route_relay_domain(conf->route, domain)
+					     : domain_in(domain, conf->relay_domains));
 	/* facteur applies neither the percent hack nor bang paths: a routing
 	 * character in the local part of one of our domains would otherwise
 	 * become an open relay through a later rewriting step. */
 	bool routed = addr_has_routing_chars(local);
+	/* Moved users (Postfix: the address resolves to the error transport
+	 * with "5.1.6 User has moved to ...", rejected by
+	 * reject_unlisted_recipient).  Its verdict comes after the relay
+	 * decision, so the table tells nothing to a client that may not
+	 * relay. */
+	char *moved = NULL;
+	int moved_r = 0;
+	if (conf->reject_unlisted_recipient && !is_postmaster) {
+		str_lower(local);
+		moved_r = relocated_lookup(conf, local, domain, is_local, &moved);
+	}
 	free(local);
 	free(domain);
 
 	if (!is_postmaster && !client_in_mynetworks &&
 	    ((!is_local && !is_virtual && !is_relay) || routed)) {
+		free(moved);
 		free(q);
 		return rcpt_refuse(res, conf->relay_reject_code,
 				   conf->relay_reject_code >= 500 ? "5.7.1" : "4.7.1", addr,
 				   "Relay access denied");
+	}
+
+	if (moved_r != 0) {
+		enum smtpd_rcpt_verdict mv;
+		if (moved_r < 0) {
+			mv = rcpt_refuse(res, 451, "4.3.0", addr, "Temporary lookup failure");
+		} else {
+			struct buf why = BUF_INIT;
+			struct strv v = strv_trim(strv_from_cstr(moved));
+			buf_printf(&why, "Recipient address rejected: User has moved to %.*s",
+				   (int)v.len, v.ptr);
+			mv = rcpt_refuse(res, 550, "5.1.6", addr, buf_cstr(&why));
+			buf_deinit(&why);
+		}
+		free(moved);
+		free(q);
+		return mv;
 	}
 
 	char **final = NULL;

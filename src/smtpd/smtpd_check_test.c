@@ -1,6 +1,7 @@
 /* smtpd_check_test.c - unit tests for the SMTP server's checks: mynetworks
  * matching (IPv4/IPv6 CIDR rows, prefix limits) and the RCPT decision
- * (local, virtual, relay, postmaster, lookup failure) with inline: tables. */
+ * (local, virtual, relay, postmaster, lookup failure, relocated_maps) with
+ * inline: tables. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -95,7 +96,7 @@ static void conf_init(struct smtpd_conf *c, bool broken_aliases)
 	c->recipient_limit = 1000;
 	(void)str_list_split("mail.example.test, localhost", &c->mydestination);
 	(void)str_list_split("virtual.test", &c->virtual_mailbox_domains);
-	(void)str_list_split("relayed.test", &c->relay_domains);
+	(void)str_list_split("relayed.test, moved.test", &c->relay_domains);
 	c->alias_maps = table_list_open("inline:{ toto=root, postmaster=root }", &error);
 	assert_non_null(c->alias_maps);
 	c->alias_maps_broken = broken_aliases;
@@ -110,6 +111,12 @@ static void conf_init(struct smtpd_conf *c, bool broken_aliases)
 		table_list_open("inline:{ sales@virtual.test=alice@virtual.test }", &error);
 	assert_non_null(c->virtual_mailbox_maps);
 	assert_non_null(c->virtual_alias_maps);
+	c->relocated_maps = table_list_open(
+		"inline:{ old@mail.example.test=new@elsewhere.test, gone=far@away.test, "
+		"@moved.test=newco.test, someone@nowhere.test=x@y.test }",
+		&error);
+	assert_non_null(c->relocated_maps);
+	c->relocated_maps_broken = broken_aliases;
 	smtpd_conf_wire_cleanup(c);
 	c->cleanup.mail_name = "facteur";
 }
@@ -123,6 +130,7 @@ static void conf_fini(struct smtpd_conf *c)
 	table_list_free(&c->local_recipient_maps);
 	table_list_free(&c->virtual_mailbox_maps);
 	table_list_free(&c->virtual_alias_maps);
+	table_list_free(&c->relocated_maps);
 }
 
 static void test_rcpt_decision(void **state)
@@ -164,6 +172,33 @@ static void test_rcpt_decision(void **state)
 		  "<nobody-here@mail.example.test>: Temporary lookup failure" },
 		{ "unreadable local_recipient_maps: temporary", "root@localhost", false, true,
 		  SMTPD_RCPT_TEMPFAIL, 451, NULL },
+		/* relocated_maps: Postfix's 550 5.1.6 text. */
+		{ "relocated user@domain", "old@mail.example.test", false, false, SMTPD_RCPT_REJECT,
+		  550,
+		  "<old@mail.example.test>: Recipient address rejected: User has moved to new@elsewhere.test" },
+		{ "relocated domain case", "Old@MAIL.example.test", false, false,
+		  SMTPD_RCPT_REJECT, 550,
+		  "<Old@MAIL.example.test>: Recipient address rejected: User has moved to new@elsewhere.test" },
+		{ "relocated with extension", "old+box@mail.example.test", true, false,
+		  SMTPD_RCPT_REJECT, 550,
+		  "<old+box@mail.example.test>: Recipient address rejected: User has moved to new@elsewhere.test" },
+		{ "relocated bare user (local domain)", "gone@localhost", false, false,
+		  SMTPD_RCPT_REJECT, 550,
+		  "<gone@localhost>: Recipient address rejected: User has moved to far@away.test" },
+		{ "relocated bare user, unqualified", "gone", false, false, SMTPD_RCPT_REJECT, 550,
+		  "<gone>: Recipient address rejected: User has moved to far@away.test" },
+		{ "relocated @domain", "anyone@moved.test", false, false,
+		  SMTPD_RCPT_REJECT, 550,
+		  "<anyone@moved.test>: Recipient address rejected: User has moved to newco.test" },
+		{ "relocated: relay refusal first", "someone@nowhere.test", false, false,
+		  SMTPD_RCPT_REJECT, 554, "<someone@nowhere.test>: Relay access denied" },
+		{ "relocated: from mynetworks", "someone@nowhere.test", true, false,
+		  SMTPD_RCPT_REJECT, 550,
+		  "<someone@nowhere.test>: Recipient address rejected: User has moved to x@y.test" },
+		{ "relocated: bare user not for other domains", "gone@relayed.test", false, false,
+		  SMTPD_RCPT_OK, 0, "gone@relayed.test" },
+		{ "relocated: table unreadable", "old@mail.example.test", false, true,
+		  SMTPD_RCPT_TEMPFAIL, 451, "<old@mail.example.test>: Temporary lookup failure" },
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		struct smtpd_conf c;
@@ -179,6 +214,8 @@ static void test_rcpt_decision(void **state)
 				assert_string_equal(res.final[0], rows[i].text);
 		} else {
 			assert_int_equal(res.code, rows[i].code);
+			if (strstr(buf_cstr(&res.text), "has moved") != NULL)
+				assert_string_equal(res.status, "5.1.6");
 			if (rows[i].text != NULL)
 				assert_string_equal(buf_cstr(&res.text), rows[i].text);
 		}

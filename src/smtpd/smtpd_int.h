@@ -75,6 +75,7 @@ struct smtpd_conf {
 	char **mydestination;           /* str_list, NULL-terminated */
 	char **virtual_mailbox_domains; /* str_list */
 	char **relay_domains;           /* str_list */
+	struct route *route;            /* relay_domains matching as routing does; NULL in tests */
 	struct smtpd_nets mynetworks;
 	char *recipient_delimiter;      /* "" = none */
 	char *dns_servers;              /* "a:p,b:p" for c-ares, or NULL */
@@ -88,6 +89,10 @@ struct smtpd_conf {
 	struct table_list *sender_canonical_maps;
 	struct table_list *recipient_canonical_maps;
 	struct table_list *relay_recipient_maps;
+	/* relocated_maps: RCPT of a moved user gets 550 5.1.6 "User has moved
+	 * to NEWADDR" (smtpd_check.c). */
+	struct table_list *relocated_maps;
+	bool relocated_maps_broken;
 	bool alias_maps_broken;           /* set but could not be opened */
 	bool virtual_mailbox_maps_broken;
 	struct cleanup_params cleanup;
