@@ -1,7 +1,9 @@
 """Black-box test harness: real `facteur start -f` instances.
 
 Every instance lives in its own directory under /tmp (configuration, queue,
-spool, virtual mailboxes, log file) and listens on 127.0.0.1 at free ports.
+spool, virtual mailboxes, log file) and listens on its own loopback address
+(127.0.0.1 unless `host` says otherwise) at a free port, or at a given one
+(`port=25` for instances that other instances reach through DNS MX records).
 It is stopped by the test, by its PID, at teardown.
 
 Environment:
@@ -11,7 +13,10 @@ When the tests run as root (CI), facteur is started as root as in
 production: it drops to the mail_owner account `facteur` and delivers as
 the test user `fctest`; both accounts are created here when missing.
 """
+import email
+import email.policy
 import getpass
+import mailbox
 import os
 import pwd
 import re
@@ -71,7 +76,7 @@ def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
 class Instance:
     """One facteur instance with its own files and ports."""
 
-    def __init__(self, extra_main_cf="", aliases=None, host="127.0.0.1"):
+    def __init__(self, extra_main_cf="", aliases=None, host="127.0.0.1", port=None):
         self.tmp = tempfile.mkdtemp(prefix="facteur-test-", dir="/tmp")
         os.chmod(self.tmp, 0o755)
         self.host = host
@@ -83,7 +88,7 @@ class Instance:
         self.log_path = os.path.join(self.tmp, "maillog")
         self.user = TEST_USER
         self.user_pw = pwd.getpwnam(TEST_USER)
-        self.smtp_port = free_port(host)
+        self.smtp_port = port if port is not None else free_port(host)
         self.proc = None
         self.start_prefix = []  # e.g. a valgrind command line
         self.stderr_path = os.path.join(self.tmp, "stderr")
@@ -238,7 +243,11 @@ class Instance:
         def found():
             hits = [l for l in self.log_text().splitlines() if rx.search(l)]
             return hits if len(hits) >= count else None
-        return wait_for(found, timeout=timeout, what="log line /%s/ x%d" % (pattern, count))
+        try:
+            return wait_for(found, timeout=timeout, what="log line /%s/ x%d" % (pattern, count))
+        except AssertionError as e:
+            tail = "\n".join(self.log_text().splitlines()[-25:])
+            raise AssertionError("%s\n--- last lines of %s:\n%s" % (e, self.log_path, tail)) from None
 
     def mbox_path(self, user=None):
         return os.path.join(self.spool_dir, user or self.user)
@@ -248,6 +257,27 @@ class Instance:
         if not os.path.isdir(new):
             return []
         return sorted(os.path.join(new, n) for n in os.listdir(new))
+
+    def mbox_messages(self, user=None):
+        """The messages of a user's mbox, parsed (email.message.EmailMessage);
+        [] when the mbox does not exist yet."""
+        path = self.mbox_path(user)
+        if not os.path.exists(path):
+            return []
+        box = mailbox.mbox(path, factory=None, create=False)
+        try:
+            return [email.message_from_bytes(box.get_bytes(k), policy=email.policy.default)
+                    for k in box.keys()]
+        finally:
+            box.close()
+
+    def maildir_parsed(self, path):
+        """The messages in a Maildir's new/, parsed, oldest file name first."""
+        out = []
+        for name in self.maildir_messages(path):
+            with open(name, "rb") as f:
+                out.append(email.message_from_binary_file(f, policy=email.policy.default))
+        return out
 
     def queue_files(self, sub):
         d = os.path.join(self.queue_dir, sub)
@@ -289,11 +319,12 @@ def run_cmd(cmd, input=None, check=False, user=None, env=None, timeout=60):
 
 @pytest.fixture
 def facteur_factory():
-    """Make instances: facteur_factory(extra_main_cf="", aliases=None, start=True)."""
+    """Make instances: facteur_factory(extra_main_cf="", aliases=None, start=True,
+    host="127.0.0.1", port=None)."""
     made = []
 
-    def make(extra_main_cf="", aliases=None, start=True, host="127.0.0.1"):
-        inst = Instance(extra_main_cf=extra_main_cf, aliases=aliases, host=host)
+    def make(extra_main_cf="", aliases=None, start=True, host="127.0.0.1", port=None):
+        inst = Instance(extra_main_cf=extra_main_cf, aliases=aliases, host=host, port=port)
         made.append(inst)
         if start:
             inst.start()
@@ -308,3 +339,132 @@ def facteur_factory():
 def facteur(facteur_factory):
     """A started instance with the default test configuration."""
     return facteur_factory()
+
+
+# -- outbound mail: several instances, each a "host" of its own -----------
+
+def send_mail(host, port, sender, recipients, subject, body="Bonjour\n", source="127.0.0.1"):
+    """Submit one message with smtplib (from `source`, inside mynetworks);
+    returns the queue ID of the 250 reply."""
+    import smtplib
+    from email.message import EmailMessage
+    if isinstance(recipients, str):
+        recipients = [recipients]
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = ", ".join(recipients)
+    msg["Subject"] = subject
+    msg.set_content(body)
+    with smtplib.SMTP(host, port, timeout=30, source_address=(source, 0)) as s:
+        s.ehlo("client.test")
+        s.mail(sender)
+        for r in recipients:
+            code, text = s.rcpt(r)
+            assert code == 250, (r, code, text)
+        code, text = s.data(msg.as_bytes())
+        assert code == 250, (code, text)
+    m = re.search(rb"queued as ([0-9A-Za-z]+)", text)
+    assert m, text
+    return m.group(1).decode()
+
+
+def serve_virtual(inst, domains, mailboxes):
+    """Make `inst` the final destination of `domains` (virtual mailbox
+    domains), with `mailboxes` = {address: "domain/user/"} Maildirs under
+    inst.vmail_dir.  Call before start()."""
+    inst.write_file("vmailbox", "".join("%s %s\n" % kv for kv in mailboxes.items()))
+    inst.main_cf("virtual_mailbox_domains = %s" % ", ".join(domains))
+
+
+def dsn_parts(msg):
+    """Split an RFC 3464 report (RFC 6522 multipart/report) into
+    (explanation part, [per-message fields, per-recipient fields...] as
+    dicts, returned part), checking the structure on the way."""
+    assert msg.get_content_type() == "multipart/report", msg.get_content_type()
+    assert msg.get_param("report-type") == "delivery-status", msg["Content-Type"]
+    parts = msg.get_payload()
+    assert len(parts) == 3, [p.get_content_type() for p in parts]
+    assert parts[0].get_content_type() == "text/plain"
+    assert parts[1].get_content_type() == "message/delivery-status"
+    assert parts[2].get_content_type() in ("message/rfc822", "text/rfc822-headers"), \
+        parts[2].get_content_type()
+    blocks = [dict((k.lower(), " ".join(str(v).split())) for k, v in b.items())
+              for b in parts[1].get_payload()]
+    assert len(blocks) >= 2, blocks
+    return parts[0], blocks, parts[2]
+
+
+def returned_headers(part):
+    """The headers of the returned message (message/rfc822 or
+    text/rfc822-headers part) as an email message."""
+    if part.get_content_type() == "message/rfc822":
+        return part.get_payload()[0]
+    return email.message_from_string(part.get_content(), policy=email.policy.default)
+
+
+# The seeds' two domains: truc.test (fred's provider, instance "A") and
+# machin.test (marc's, MX hosts "B1", "B2"), each on its own address.
+A_ADDR, B1_ADDR, B2_ADDR = "127.0.0.2", "127.0.0.3", "127.0.0.4"
+
+FRED_ALIASES = ("postmaster: root\nMAILER-DAEMON: postmaster\nroot: %s\nfred: %s\n")
+
+
+def port25_free(addr):
+    """Wait (bounded) until addr:25 can be bound: a previous instance may
+    still be on its way out."""
+    def free():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((addr, 25))
+                return True
+            except OSError:
+                return False
+    wait_for(free, timeout=15, what="%s:25 to be free" % addr)
+
+
+def truc_instance(factory, dns=None, extra="", host=A_ADDR, port=25, start=True):
+    """A: smtp.truc.test, final destination of truc.test (fred is an alias
+    of the test user: his mail lands in that user's mbox).  dns: the
+    dnsmasq whose address goes into dns_servers."""
+    if port == 25:
+        port25_free(host)
+    a = factory(host=host, port=port, start=False,
+                aliases=FRED_ALIASES % (TEST_USER, TEST_USER),
+                extra_main_cf="\n".join([
+                    "myhostname = smtp.truc.test",
+                    "mydomain = truc.test",
+                    "myorigin = $mydomain",
+                    "mydestination = $myhostname, localhost, $mydomain",
+                    "dns_servers = %s" % (dns.servers if dns else "127.0.0.1:1"),
+                    "smtp_connect_timeout = 5s",
+                    extra]))
+    if start:
+        a.start()
+    return a
+
+
+def machin_instance(factory, addr, name, port=25):
+    """B: one MX host of machin.test, marc's Maildir under its vmail."""
+    if port == 25:
+        port25_free(addr)
+    b = factory(host=addr, port=port, start=False, extra_main_cf="\n".join([
+        "myhostname = %s" % name,
+        "mydomain = machin.test",
+        "mydestination = $myhostname, localhost",
+    ]))
+    serve_virtual(b, ["machin.test"], {"marc@machin.test": "machin.test/marc/"})
+    b.start()
+    return b
+
+
+def marc_maildir(b):
+    return os.path.join(b.vmail_dir, "machin.test", "marc")
+
+
+def fred_reports(a, count=1, timeout=60):
+    """Wait until fred's mbox (the test user's, on A) holds `count` messages."""
+    def enough():
+        msgs = a.mbox_messages()
+        return msgs if len(msgs) >= count else None
+    return wait_for(enough, timeout=timeout, what="%d message(s) in fred's mbox" % count)
