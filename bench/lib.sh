@@ -1,8 +1,9 @@
 # shellcheck shell=bash disable=SC2034
 # bench/lib.sh - functions of the side-by-side benchmark (sourced by
-# bench/run.sh; bash).  One function per phase and per system, so that a
-# benchmark mode (today only "local": SMTP in, Maildir delivery) can be
-# added by writing its <system>_conf_<mode> functions and a case in run.sh.
+# bench/run.sh; bash).  One function per phase and per system; a benchmark
+# mode is a pair of <system>_conf_<mode> functions and a case in run.sh.
+# Modes: "local" (SMTP in, Maildir delivery) and "relay" (SMTP in, SMTP out
+# to an smtp-sink on another loopback address).
 #
 # Every system lives in its own folder under $BENCH_DIR, listens on
 # 127.0.0.1 only, and is stopped by PID.  Every wait is bounded.
@@ -61,16 +62,17 @@ bench_users() {
 	VGID=$(id -g "$VMAIL_USER")
 }
 
-bench_free_port() {
-	"$PY" -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+bench_free_port() { # [ADDR]
+	"$PY" -c 'import socket, sys
+s = socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "${1:-127.0.0.1}"
 }
 
-# wait_smtp PORT SECONDS: until 127.0.0.1:PORT answers with a 220 banner.
+# wait_smtp PORT SECONDS [ADDR]: until ADDR:PORT (127.0.0.1 unless given)
+# answers with a 220 banner.
 wait_smtp() {
-	local port=$1 limit=$2 i=0 banner
+	local port=$1 limit=$2 addr=${3:-127.0.0.1} i=0 banner
 	while [ "$i" -lt $((limit * 5)) ]; do
-		banner=$(timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port && head -c 3 <&3" 2>/dev/null) || true
+		banner=$(timeout 3 bash -c "exec 3<>/dev/tcp/$addr/$port && head -c 3 <&3" 2>/dev/null) || true
 		[ "$banner" = 220 ] && return 0
 		sleep 0.2
 		i=$((i + 1))
@@ -141,6 +143,8 @@ defer     unix  -       -       n       -       0       bounce
 trace     unix  -       -       n       -       0       bounce
 verify    unix  -       -       n       -       1       verify
 flush     unix  n       -       n       1000?   0       flush
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
 proxymap  unix  -       -       n       -       -       proxymap
 proxywrite unix -       -       n       -       1       proxymap
 showq     unix  n       -       n       -       -       showq
@@ -164,6 +168,17 @@ virtual_mailbox_maps = texthash:$PFX/etc/vmailbox
 virtual_uid_maps = static:$VUID
 virtual_gid_maps = static:$VGID
 virtual_minimum_uid = 1
+EOT
+}
+
+# Relay mode: everything not local goes to the sink, over SMTP.  The
+# recipient's domain (remote.test) is neither local nor virtual; clients in
+# mynetworks may relay.
+postfix_conf_relay() {
+	cat <<EOT
+relayhost = [$SINK_ADDR]:$SINK_PORT
+default_transport = smtp
+relay_transport = relay
 EOT
 }
 
@@ -246,6 +261,13 @@ virtual_gid_maps = static:$VGID
 EOT
 }
 
+facteur_conf_relay() {
+	cat <<EOT
+relayhost = [$SINK_ADDR]:$SINK_PORT
+default_transport = smtp
+EOT
+}
+
 facteur_start() {
 	"$FACTEUR_BIN" -c "$FCT/etc" check >"$FCT/check.out" 2>&1 ||
 		{ cat "$FCT/check.out" >&2; bench_die "facteur check failed (see above)"; }
@@ -278,12 +300,50 @@ facteur_stop() {
 	FACTEUR_PID=
 }
 
+# ---------------------------------------------------------------- sink
+# Relay mode: Postfix's smtp-sink on $SINK_ADDR (another loopback address,
+# so that neither system takes it for itself) at a free port, accepting and
+# discarding; -c keeps a running count ("sess=S quit=Q mesg=M") in its
+# output file, which measure.py reads.  One sink per system, started before
+# the system is configured (its relayhost names the sink's port).
+
+SINK_ADDR=${BENCH_SINK_ADDR:-127.0.0.2}
+
+sink_start() { # SYSTEM
+	SINK_PORT=$(bench_free_port "$SINK_ADDR") || bench_die "no free port on $SINK_ADDR"
+	SINK_OUT=$BENCH_DIR/sink-$1.out
+	local user=()
+	# As root smtp-sink must drop privileges (-u); Postfix's account exists.
+	is_root && user=(-u postfix)
+	/usr/sbin/smtp-sink -c "${user[@]}" -h sink.bench.test "$SINK_ADDR:$SINK_PORT" 256 \
+		</dev/null >"$SINK_OUT" 2>"$SINK_OUT.err" &
+	SINK_PID=$!
+	if ! wait_smtp "$SINK_PORT" 10 "$SINK_ADDR"; then
+		cat "$SINK_OUT.err" >&2
+		sink_stop
+		bench_die "smtp-sink does not answer on $SINK_ADDR:$SINK_PORT"
+	fi
+	bench_log "smtp-sink: pid $SINK_PID on $SINK_ADDR:$SINK_PORT"
+}
+
+sink_stop() {
+	[ -n "${SINK_PID:-}" ] || return 0
+	kill -TERM "$SINK_PID" 2>/dev/null
+	wait_gone "$SINK_PID" 10 || kill -KILL "$SINK_PID" 2>/dev/null
+	wait "$SINK_PID" 2>/dev/null
+	SINK_PID=
+}
+
 # ---------------------------------------------------------------- measure
 
 # bench_measure SYSTEM PORT MAILDIR PID
+# Local mode: done when MAILDIR/new holds N files.  Relay mode: done when
+# the sink counted N messages; the recipient is in a remote domain.
 bench_measure() {
+	local done_when=(--maildir "$3")
+	[ "$BENCH_MODE" = relay ] && done_when=(--sink-out "$SINK_OUT" --recipient u@remote.test)
 	"$PY" "$BENCH_TOP/bench/measure.py" run --name "$1" --port "$2" \
-		--maildir "$3" --pid "$4" --messages "$BENCH_MESSAGES" \
+		"${done_when[@]}" --pid "$4" --messages "$BENCH_MESSAGES" \
 		--sessions "$BENCH_SESSIONS" --size "$BENCH_SIZE" \
 		--timeout "$BENCH_TIMEOUT" --results "$BENCH_DIR/results.jsonl"
 }

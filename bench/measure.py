@@ -3,14 +3,16 @@
 
 Two subcommands:
 
-  measure.py run --name NAME --port PORT --maildir DIR --pid PID
-                 --messages N --sessions S --size BYTES --timeout SEC
-                 --results FILE
+  measure.py run --name NAME --port PORT (--maildir DIR | --sink-out FILE)
+                 --pid PID --messages N --sessions S --size BYTES
+                 --timeout SEC --results FILE
       Sends N messages with Postfix's smtp-source to 127.0.0.1:PORT and
       measures, for the mail system whose top process is PID:
         accepted/s   N / wall time of smtp-source
         delivered/s  N / time from the start of smtp-source until DIR/new/
-                     holds N files (polled every 50 ms)
+                     holds N files (polled every 50 ms); with --sink-out
+                     (relay mode) until the smtp-sink whose -c output is
+                     FILE counted N messages ("relayed/s")
         peak RSS     highest sum of VmRSS over PID and all its descendants
                      (sampled every 100 ms), also the sum of Pss
                      (/proc/PID/smaps_rollup), which does not count shared
@@ -91,13 +93,40 @@ def count_files(directory):
         return 0
 
 
+def sink_count(path):
+    """Messages an smtp-sink -c has received: the last "mesg=N" of its
+    output (it rewrites "sess=S quit=Q mesg=M\\r" after every message)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 256))
+            tail = f.read()
+    except FileNotFoundError:
+        return 0
+    i = tail.rfind(b"mesg=")
+    if i < 0:
+        return 0
+    digits = tail[i + 5:].split(b"\r")[0].split()[0:1]
+    try:
+        return int(digits[0]) if digits else 0
+    except ValueError:
+        return 0
+
+
 def cmd_run(args):
-    new_dir = os.path.join(args.maildir, "new")
+    if args.sink_out:
+        where = "the sink %s" % args.sink_out
+        def delivered_count():
+            return sink_count(args.sink_out)
+    else:
+        where = os.path.join(args.maildir, "new")
+        def delivered_count():
+            return count_files(where)
     if not os.path.exists("/proc/%d" % args.pid):
         sys.exit("measure: %s: process %d is not running" % (args.name, args.pid))
-    before = count_files(new_dir)
+    before = delivered_count()
     if before:
-        sys.exit("measure: %s: %s already holds %d files" % (args.name, new_dir, before))
+        sys.exit("measure: %s: %s already holds %d messages" % (args.name, where, before))
     base_rss, base_pss, base_n = memory_sample(args.pid)
 
     cmd = [SMTP_SOURCE, "-s", str(args.sessions), "-m", str(args.messages),
@@ -128,7 +157,7 @@ def cmd_run(args):
                 break
             rss, pss, n = memory_sample(args.pid)
             peak_rss, peak_pss, peak_n = max(peak_rss, rss), max(peak_pss, pss), max(peak_n, n)
-        delivered = count_files(new_dir)
+        delivered = delivered_count()
         if delivered >= args.messages and deliver_time is None:
             deliver_time = time.monotonic() - t0
         if deliver_time is not None and src_rc is not None:
@@ -154,6 +183,7 @@ def cmd_run(args):
 
     result = {
         "name": args.name,
+        "mode": "relay" if args.sink_out else "local",
         "messages": args.messages,
         "sessions": args.sessions,
         "size": args.size,
@@ -170,8 +200,9 @@ def cmd_run(args):
     with open(args.results, "a") as f:
         f.write(json.dumps(result) + "\n")
     status = "ok" if not errors else "; ".join(errors)
-    print("bench: %s: accepted in %s, delivered %d/%d in %s (%s)" % (
-        args.name, fmt_s(accept_time), delivered, args.messages, fmt_s(deliver_time), status))
+    print("bench: %s: accepted in %s, %s %d/%d in %s (%s)" % (
+        args.name, fmt_s(accept_time), "relayed" if args.sink_out else "delivered",
+        delivered, args.messages, fmt_s(deliver_time), status))
     return 0 if not errors else 1
 
 
@@ -189,8 +220,9 @@ def cmd_table(args):
         for line in f:
             if line.strip():
                 rows.append(json.loads(line))
-    head = ("system", "msgs", "accepted/s", "delivered/s", "peak RSS MiB",
-            "peak PSS MiB", "processes")
+    relay = bool(rows) and all(r.get("mode") == "relay" for r in rows)
+    head = ("system", "msgs", "accepted/s", "relayed/s" if relay else "delivered/s",
+            "peak RSS MiB", "peak PSS MiB", "processes")
     table = [head]
     notes = []
     for r in rows:
@@ -212,9 +244,11 @@ def cmd_table(args):
         print("  ".join(cells))
     if rows:
         r = rows[0]
-        print("(%d sessions, %d-byte messages; delivered = all N in Maildir new/; "
+        print("(%d sessions, %d-byte messages; %s; "
               "RSS summed over all processes, PSS counts shared pages once)" % (
-                  r["sessions"], r["size"]))
+                  r["sessions"], r["size"],
+                  "relayed = all N received by smtp-sink over SMTP" if relay
+                  else "delivered = all N in Maildir new/"))
     for n in notes:
         print("error: " + n)
     return 0
@@ -226,7 +260,9 @@ def main():
     r = sub.add_parser("run")
     r.add_argument("--name", required=True)
     r.add_argument("--port", type=int, required=True)
-    r.add_argument("--maildir", required=True)
+    done = r.add_mutually_exclusive_group(required=True)
+    done.add_argument("--maildir", help="local mode: count files in DIR/new")
+    done.add_argument("--sink-out", help="relay mode: smtp-sink -c output file")
     r.add_argument("--pid", type=int, required=True)
     r.add_argument("--messages", type=int, default=5000)
     r.add_argument("--sessions", type=int, default=20)

@@ -2,7 +2,9 @@
 # make bench: facteur and a private Postfix side by side on 127.0.0.1.
 # Each system in turn is started in a temp folder, receives BENCH_MESSAGES
 # messages from smtp-source over BENCH_SESSIONS parallel sessions, delivers
-# them into a Maildir, and is stopped; a table compares them at the end.
+# them into a Maildir (BENCH_MODE=local) or relays them over SMTP to an
+# smtp-sink on 127.0.0.2 (BENCH_MODE=relay), and is stopped; a table
+# compares them at the end.
 # Not part of make test.  See bench/README.md.
 #
 # Environment:
@@ -11,7 +13,8 @@
 #   BENCH_SIZE      message size in bytes (4096)
 #   BENCH_TIMEOUT   seconds allowed per system for sending and delivery (600)
 #   BENCH_SYSTEMS   systems to run, in order ("facteur postfix")
-#   BENCH_MODE      benchmark mode: local (only one so far)
+#   BENCH_MODE      benchmark mode: local (Maildir) or relay (to smtp-sink)
+#   BENCH_SINK_ADDR loopback address of the relay mode's sink (127.0.0.2)
 #   BENCH_KEEP=1    keep the temp folder (configurations, logs, mailboxes)
 #   BENCH_TMPDIR    where the temp folder is made (/tmp)
 #   FACTEUR_BIN     facteur binary (build/facteur)
@@ -38,8 +41,8 @@ for v in BENCH_MESSAGES BENCH_SESSIONS BENCH_SIZE BENCH_TIMEOUT; do
 	case ${!v} in ''|*[!0-9]*|0) bench_die "$v must be a positive integer";; esac
 done
 case $BENCH_MODE in
-local) ;;
-*) bench_die "unknown BENCH_MODE '$BENCH_MODE' (known: local)";;
+local|relay) ;;
+*) bench_die "unknown BENCH_MODE '$BENCH_MODE' (known: local, relay)";;
 esac
 for s in $BENCH_SYSTEMS; do
 	case $s in facteur|postfix) ;; *) bench_die "unknown system '$s' in BENCH_SYSTEMS";; esac
@@ -50,6 +53,7 @@ bench_cleanup() {
 	trap - EXIT INT TERM
 	facteur_stop
 	postfix_stop
+	sink_stop
 	if [ -n "${BENCH_DIR:-}" ] && [ -d "$BENCH_DIR" ]; then
 		if [ "$BENCH_KEEP" = 1 ]; then
 			bench_log "kept $BENCH_DIR"
@@ -70,9 +74,11 @@ trap 'exit 130' INT TERM
 bench_log "mode $BENCH_MODE: $BENCH_MESSAGES messages of $BENCH_SIZE bytes, $BENCH_SESSIONS sessions, in $BENCH_DIR"
 
 # One system: setup, start, measure, stop.  The other is not running
-# meanwhile, so they do not compete for the CPUs or the disk.
+# meanwhile, so they do not compete for the CPUs or the disk.  In relay
+# mode a fresh sink runs around each system.
 bench_system() { # SYSTEM
 	local rc=0
+	[ "$BENCH_MODE" = relay ] && sink_start "$1"
 	case $1 in
 	facteur)
 		facteur_setup "$BENCH_MODE"
@@ -87,6 +93,7 @@ bench_system() { # SYSTEM
 		postfix_stop
 		;;
 	esac
+	sink_stop
 	sync
 	return $rc
 }
@@ -95,7 +102,7 @@ status=0
 for s in $BENCH_SYSTEMS; do
 	# A subshell per system: a failing system (bench_die) does not stop
 	# the other one; its own cleanup runs on its way out.
-	( trap 'facteur_stop; postfix_stop' EXIT; trap 'exit 130' INT TERM; bench_system "$s" ) || status=1
+	( trap 'facteur_stop; postfix_stop; sink_stop' EXIT; trap 'exit 130' INT TERM; bench_system "$s" ) || status=1
 done
 
 echo

@@ -409,6 +409,28 @@ A_ADDR, B1_ADDR, B2_ADDR = "127.0.0.2", "127.0.0.3", "127.0.0.4"
 FRED_ALIASES = ("postmaster: root\nMAILER-DAEMON: postmaster\nroot: %s\nfred: %s\n")
 
 
+@pytest.fixture
+def port25():
+    """Hold an exclusive lock for the test's duration: tests that bind
+    127.0.0.x:25 (fixed addresses and port) run one at a time, also across
+    pytest processes sharing this machine."""
+    import fcntl
+    with open("/tmp/facteur-tests-port25.lock", "a") as f:
+        deadline = time.monotonic() + 900
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("another test run holds port 25 for 900s")
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def port25_free(addr):
     """Wait (bounded) until addr:25 can be bound: a previous instance may
     still be on its way out."""

@@ -47,5 +47,6 @@ int smtpd_main(const struct role_env *env);
 int qmgr_main(const struct role_env *env);
 int local_main(const struct role_env *env);
 int pickup_main(const struct role_env *env);
+int smtp_main(const struct role_env *env);
 
 #endif

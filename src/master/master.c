@@ -2,8 +2,8 @@
  *
  * Start-up: look up mail_owner, create the queue tree, clean tmp/, take the
  * pid file lock, bind every listener with a large backlog, then fork the
- * roles: local (keeps root: it must become each recipient), qmgr, pickup
- * and smtpd (each drops to mail_owner before touching any input).
+ * roles: local (keeps root: it must become each recipient), smtp, qmgr,
+ * pickup and smtpd (each drops to mail_owner before touching any input).
  *
  * Run: the master only waits for signals (sigtimedwait), so there is no
  * asynchronous-signal-safety trap in it:
@@ -47,7 +47,7 @@
 
 #define MASTER_LISTEN_BACKLOG 4096
 
-enum master_role_id { ROLE_LOCAL, ROLE_QMGR, ROLE_PICKUP, ROLE_SMTPD, ROLE_COUNT };
+enum master_role_id { ROLE_LOCAL, ROLE_SMTP, ROLE_QMGR, ROLE_PICKUP, ROLE_SMTPD, ROLE_COUNT };
 
 struct master_role {
 	const char *name;
@@ -63,6 +63,7 @@ struct master_role {
 
 static struct master_role master_roles[ROLE_COUNT] = {
 	[ROLE_LOCAL] = { "local", local_main, true, 0, 0, 0, 0, 0, false },
+	[ROLE_SMTP] = { "smtp", smtp_main, false, 0, 0, 0, 0, 0, false },
 	[ROLE_QMGR] = { "qmgr", qmgr_main, false, 0, 0, 0, 0, 0, false },
 	[ROLE_PICKUP] = { "pickup", pickup_main, false, 0, 0, 0, 0, 0, false },
 	[ROLE_SMTPD] = { "smtpd", smtpd_main, false, 0, 0, 0, 0, 0, false },
@@ -409,13 +410,13 @@ static pid_t master_fork_role(struct master_state *ms, enum master_role_id id)
 	_exit(status);
 }
 
-/* Signal every role; with except_local, all but the local delivery agent
- * (stopped after qmgr, its only client, so that qmgr does not see its
- * delivery agent go away first). */
+/* Signal every role; with except_local, all but the delivery agents local
+ * and smtp (stopped after qmgr, their only client, so that qmgr does not
+ * see its delivery agents go away first). */
 static void master_signal_roles(int sig, bool except_local)
 {
 	for (int i = 0; i < ROLE_COUNT; i++) {
-		if (except_local && i == ROLE_LOCAL)
+		if (except_local && (i == ROLE_LOCAL || i == ROLE_SMTP))
 			continue;
 		if (master_roles[i].pid > 0)
 			(void)kill(master_roles[i].pid, sig);
@@ -668,9 +669,12 @@ int master_run(struct master_opts *opts)
 		if (stopping) {
 			if (!master_any_child())
 				break;
-			if (master_roles[ROLE_QMGR].pid == 0 && master_roles[ROLE_LOCAL].pid > 0 &&
-			    !local_signalled) {
-				(void)kill(master_roles[ROLE_LOCAL].pid, SIGTERM);
+			if (master_roles[ROLE_QMGR].pid == 0 && !local_signalled) {
+				/* smtp, then local. */
+				if (master_roles[ROLE_SMTP].pid > 0)
+					(void)kill(master_roles[ROLE_SMTP].pid, SIGTERM);
+				if (master_roles[ROLE_LOCAL].pid > 0)
+					(void)kill(master_roles[ROLE_LOCAL].pid, SIGTERM);
 				local_signalled = true;
 			}
 			if (time(NULL) >= stop_deadline) {

@@ -21,6 +21,8 @@
 #include "mail/dlv.h"
 #include "mail/queue.h"
 #include "mail/role.h"
+#include "mail/route.h"
+#include "mail/smtp_proto.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -155,11 +157,16 @@ int qmgr_main(const struct role_env *env)
 	s.process_limit = cfg_count(cfg, "default_process_limit");
 	s.local_concurrency = cfg_count(cfg, "local_destination_concurrency_limit");
 	s.virtual_concurrency = cfg_count(cfg, "default_destination_concurrency_limit");
+	s.smtp_concurrency = cfg_count(cfg, "smtp_destination_concurrency_limit");
+	s.smtp_rcpt_limit = cfg_count(cfg, "smtp_destination_recipient_limit");
+	if (s.smtp_rcpt_limit > SMTP_PROTO_MAX_RCPTS)
+		s.smtp_rcpt_limit = SMTP_PROTO_MAX_RCPTS;
 	s.queue_run_delay = config_get_time(cfg, "queue_run_delay");
 	s.minimal_backoff_time = config_get_time(cfg, "minimal_backoff_time");
 	s.maximal_backoff_time = config_get_time(cfg, "maximal_backoff_time");
 	s.maximal_queue_lifetime = config_get_time(cfg, "maximal_queue_lifetime");
 	s.bounce_queue_lifetime = config_get_time(cfg, "bounce_queue_lifetime");
+	qmgr_message_settings(&s, cfg);
 	if (s.queue_run_delay < 1)
 		s.queue_run_delay = 1;
 
@@ -170,6 +177,13 @@ int qmgr_main(const struct role_env *env)
 	buf_printf(&sock, "%s/%s", env->queue_dir, DLV_SOCKET_NAME);
 	buf_printf(&fifo_path, "%s/public/qmgr", env->queue_dir);
 	struct qmgr *q = qmgr_new(&s, base, buf_cstr(&sock));
+	/* Routing (route.h) and the SMTP client's socket. */
+	q->route = route_new(cfg, &error);
+	if (q->route == NULL)
+		log_fatal("routing tables: %s", error);
+	buf_reset(&sock);
+	buf_printf(&sock, "%s/%s", env->queue_dir, SMTP_PROTO_SOCKET_NAME);
+	q->smtp = qmgr_smtp_new(q, buf_cstr(&sock));
 
 	struct qmgr_fifo fifo = { q, -1, BUF_INIT, false };
 	fifo.fd = open(buf_cstr(&fifo_path), O_RDWR | O_NONBLOCK | O_CLOEXEC);
@@ -205,6 +219,8 @@ int qmgr_main(const struct role_env *env)
 	event_free(ev_hup);
 	(void)close(fifo.fd);
 	buf_deinit(&fifo.line);
+	qmgr_smtp_free(&q->smtp);
+	route_free(&q->route);
 	qmgr_free(&q);
 	event_base_free(base);
 	buf_deinit(&sock);

@@ -17,6 +17,7 @@
  *   qmgr_sched.c    per-destination queues and the dispatcher
  *   qmgr_resolve.c  recipient classification and the transport table
  *   qmgr_local.c    client side of the dlv.h protocol (local transport)
+ *   qmgr_smtp.c     client side of the smtp_proto.h protocol (smtp transport)
  *   qmgr_retry.c    backoff and queue lifetimes
  */
 #ifndef FACTEUR_QMGR_QMGR_H
@@ -36,6 +37,8 @@ struct event;
 struct qmgr;
 struct qmgr_message;
 struct qmgr_local;
+struct qmgr_smtp;
+struct route;
 
 /* Forwarding deeper than this is a loop (Postfix's hop counts protect
  * headers; the queue manager's own guard is on the expansion tree). */
@@ -49,6 +52,7 @@ struct qmgr_local;
 #define QMGR_REASON_REMOTE \
 	"delivery to other domains is not available yet (mail waits in the queue)"
 #define QMGR_REASON_LOCAL_DOWN "local delivery agent unavailable"
+#define QMGR_REASON_SMTP_DOWN "smtp delivery agent unavailable"
 
 /* The parameters the queue manager uses, in seconds / counts.  Filled from
  * main.cf by qmgr_main, directly by unit tests.  Lists are borrowed. */
@@ -60,11 +64,23 @@ struct qmgr_settings {
 	unsigned process_limit;               /* default_process_limit */
 	unsigned local_concurrency;           /* local_destination_concurrency_limit */
 	unsigned virtual_concurrency;         /* default_destination_concurrency_limit */
+	unsigned smtp_concurrency;            /* smtp_destination_concurrency_limit */
+	unsigned smtp_rcpt_limit;             /* smtp_destination_recipient_limit */
 	long queue_run_delay;
 	long minimal_backoff_time;
 	long maximal_backoff_time;
 	long maximal_queue_lifetime;
 	long bounce_queue_lifetime;
+	/* Reports (qmgr_message.c, mail/dsn.h), filled by
+	 * qmgr_message_settings(); NULL/0/false where tests leave them. */
+	const char *myhostname;
+	const char *myorigin;
+	long delay_warning_time;              /* 0: no delay warnings */
+	bool notify_bounce;                   /* notify_classes has "bounce" */
+	bool notify_2bounce;                  /* notify_classes has "2bounce" */
+	const char *bounce_notice_recipient;
+	const char *double_bounce_recipient;  /* 2bounce_notice_recipient */
+	const char *double_bounce_sender;
 };
 
 /* ---- qmgr_resolve.c: classes and transports ---- */
@@ -72,7 +88,11 @@ struct qmgr_settings {
 enum qmgr_class {
 	QMGR_CLASS_LOCAL,
 	QMGR_CLASS_VIRTUAL,
-	QMGR_CLASS_REMOTE,
+	QMGR_CLASS_REMOTE,  /* no routing table (unit tests): deferred */
+	QMGR_CLASS_SMTP,    /* route.h ROUTE_SMTP: the smtp agent */
+	QMGR_CLASS_ERROR,   /* route.h ROUTE_ERROR: bounced with the text */
+	QMGR_CLASS_DISCARD, /* route.h ROUTE_DISCARD: "sent", discarded */
+	QMGR_CLASS_RETRY,   /* routing failed temporarily: deferred */
 };
 
 /* The class of a recipient address: no domain or a domain in mydestination
@@ -92,6 +112,11 @@ struct qmgr_transport {
 	char *(*dest_key)(const char *address);
 	unsigned (*dest_limit)(const struct qmgr *q);
 	void (*deliver)(struct qmgr *q, struct qmgr_entry *e);
+	/* NULL: one recipient per delivery.  Else at most this many
+	 * recipients of one message at one destination go as one delivery
+	 * (a batch: the head entry holds the slot, the others hang on its
+	 * batch list). */
+	unsigned (*rcpt_limit)(const struct qmgr *q);
 };
 
 const struct qmgr_transport *qmgr_transport_for(enum qmgr_class c);
@@ -106,6 +131,9 @@ long qmgr_retry_backoff(unsigned attempts, long minimal, long maximal);
  * lifetime at now (bounce_queue_lifetime for the null sender). */
 bool qmgr_retry_expired(const struct qmgr_settings *s, const char *sender,
 			int64_t arrival_sec, int64_t now);
+/* True when a deferred message is due its (single) delay warning. */
+bool qmgr_retry_delay_warning_due(const struct qmgr_settings *s, const char *sender,
+				  int64_t arrival_sec, bool already_warned, int64_t now);
 
 /* ---- qmgr_sched.c: entries, destinations, dispatcher ---- */
 
@@ -115,6 +143,9 @@ enum qmgr_result {
 	QMGR_RESULT_DEFERRED,
 	QMGR_RESULT_BOUNCED,
 	QMGR_RESULT_EXPANDED,
+	/* SENT to a next hop that does not do DSN while NOTIFY=SUCCESS was
+	 * asked: recorded as sent, reported as "relayed" (RFC 3461 5.2.2). */
+	QMGR_RESULT_RELAYED,
 };
 
 struct qmgr_dest;
@@ -131,6 +162,15 @@ struct qmgr_entry {
 	uint64_t req;                         /* local: request number */
 	bool is_sent;                         /* local: written to the socket */
 	struct timeval handoff;
+	/* Routing (route.h), when a routing table is in use. */
+	char *nexthop;                        /* SMTP: host or domain */
+	bool no_mx;
+	unsigned port;
+	char *text;                           /* ERROR/RETRY/DISCARD text */
+	/* Batches (transport rcpt_limit): the head holds the slot. */
+	bool holds_slot;
+	TAILQ_HEAD(, qmgr_entry) batch;
+	TAILQ_ENTRY(qmgr_entry) batch_link;
 };
 TAILQ_HEAD(qmgr_entry_list, qmgr_entry);
 
@@ -139,7 +179,10 @@ TAILQ_HEAD(qmgr_entry_list, qmgr_entry);
 void qmgr_sched_add(struct qmgr *q, struct qmgr_message *msg, unsigned rcpt, enum qmgr_class cls);
 /* Start as many queued deliveries as the limits allow. */
 void qmgr_sched_run(struct qmgr *q);
-/* A transport reports the outcome of e (frees e).  forwards: addresses to
+/* Free an entry that never reached qmgr_entry_done (shutdown). */
+void qmgr_entry_free(struct qmgr_entry *e);
+/* A transport reports the outcome of e (frees e).  For a batch, the
+ * members are reported first, the head (which holds the slot) last.  forwards: addresses to
  * add as new recipients (SENT and EXPANDED only). */
 void qmgr_entry_done(struct qmgr *q, struct qmgr_entry *e, enum qmgr_result result,
 		     const char *dsn, const char *text, char *const *forwards, size_t n_forwards);
@@ -154,6 +197,13 @@ struct qmgr_rcpt_state {
 	bool queued;   /* a delivery is queued or in flight */
 	char *defer_dsn;
 	char *defer_reason;
+	/* A final state waiting for its report: written (D record) only
+	 * after the report is committed (qmgr_message.c). */
+	bool is_held;
+	enum qfile_rcpt_status held_status;
+	bool is_held_relayed; /* SENT, reported as "relayed" */
+	char *held_dsn;
+	char *held_text;
 };
 
 struct qmgr_message {
@@ -173,6 +223,9 @@ struct qmgr_message {
 };
 TAILQ_HEAD(qmgr_message_list, qmgr_message);
 
+struct config;
+/* Fill the report settings of s from main.cf (qmgr_main). */
+void qmgr_message_settings(struct qmgr_settings *s, struct config *cfg);
 /* Take ID from queue subdirectory `from` (incoming, deferred or active)
  * into the active queue and start its deliveries.  Returns 1 taken, 0 not
  * there or owned by another queue manager, -1 error (logged). */
@@ -241,6 +294,19 @@ void qmgr_local_attach(struct qmgr_local *l, int fd);
 /* The local and virtual transports' deliver(). */
 void qmgr_local_deliver(struct qmgr *q, struct qmgr_entry *e);
 
+/* ---- qmgr_smtp.c: smtp_proto.h client ---- */
+
+/* Build the request for batch head e (and its members) into out.  0, or
+ * -1 with *error_r (too long). */
+int qmgr_smtp_request_build(struct buf *out, uint64_t req, struct qmgr_entry *e,
+			    const char **error_r);
+struct qmgr_smtp *qmgr_smtp_new(struct qmgr *q, const char *socket_path);
+void qmgr_smtp_free(struct qmgr_smtp **sm);
+/* Use an already connected socket (unit tests). */
+void qmgr_smtp_attach(struct qmgr_smtp *sm, int fd);
+/* The smtp transport's deliver(). */
+void qmgr_smtp_deliver(struct qmgr *q, struct qmgr_entry *e);
+
 /* ---- qmgr_scan.c: the queue manager object, scans, window ---- */
 
 struct qmgr_dest_table;
@@ -254,6 +320,8 @@ struct qmgr {
 	struct event *ev_finish;
 	struct event *ev_refill;
 	struct qmgr_local *local;
+	struct qmgr_smtp *smtp;   /* NULL: no smtp agent (unit tests) */
+	struct route *route;      /* NULL: classes only (unit tests) */
 	/* qmgr_sched.c */
 	struct qmgr_dest_table *dests;
 	unsigned in_flight;

@@ -7,8 +7,14 @@
  * A recipient without a domain is local (the SMTP server and pickup
  * qualify addresses; one left bare is meant for this host).
  *
+ * With a routing table (route.h, the running queue manager) every
+ * recipient is routed once by route_resolve() in qmgr_sched_add(): local
+ * and virtual go to the local agent, smtp to the SMTP client grouped by
+ * nexthop, error/discard are final at once.  Without one (unit tests) the
+ * class decides and other domains are deferred.
+ *
  * The transport table is the one place that maps a class to a way of
- * delivering; the SMTP client of a later issue replaces the "remote" row.
+ * delivering.
  */
 #include "qmgr/qmgr.h"
 #include "lib/mem.h"
@@ -16,6 +22,7 @@
 #include "mail/addr.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 enum qmgr_class qmgr_resolve_class(const struct qmgr_settings *s, const char *address)
 {
@@ -41,6 +48,10 @@ const char *qmgr_class_name(enum qmgr_class c)
 	case QMGR_CLASS_LOCAL: return "local";
 	case QMGR_CLASS_VIRTUAL: return "virtual";
 	case QMGR_CLASS_REMOTE: return "remote";
+	case QMGR_CLASS_SMTP: return "smtp";
+	case QMGR_CLASS_ERROR: return "error";
+	case QMGR_CLASS_DISCARD: return "discard";
+	case QMGR_CLASS_RETRY: return "retry";
 	}
 	return "unknown";
 }
@@ -82,18 +93,70 @@ static unsigned limit_none(const struct qmgr *q)
 	return q->s.process_limit;
 }
 
-/* TODO(#outbound): the SMTP client replaces this: until then mail to other
- * domains waits in deferred/ and is retried with the normal backoff. */
+/* Without a routing table (unit tests) mail to other domains waits in
+ * deferred/ and is retried with the normal backoff. */
 static void remote_deliver(struct qmgr *q, struct qmgr_entry *e)
 {
 	qmgr_message_log_rcpt(e->msg, e->rcpt, "4.3.0", "deferred", QMGR_REASON_REMOTE);
 	qmgr_entry_done(q, e, QMGR_RESULT_DEFERRED, "4.3.0", QMGR_REASON_REMOTE, NULL, 0);
 }
 
+/* Postfix's error(8): the route's text is the reason, dsn 5.0.0 unless
+ * the text starts with one ("5.1.1 text"). */
+static void error_deliver(struct qmgr *q, struct qmgr_entry *e)
+{
+	const char *text = e->text != NULL && *e->text != '\0' ? e->text : "mail is refused";
+	char dsn[16] = "5.0.0";
+	size_t i = 0;
+	while (text[i] != '\0' && text[i] != ' ' && i < sizeof(dsn) - 1)
+		i++;
+	if (i >= 5 && text[0] == '5' && text[1] == '.' && text[i] == ' ') {
+		memcpy(dsn, text, i);
+		dsn[i] = '\0';
+		text += i + 1;
+	}
+	qmgr_message_log_rcpt(e->msg, e->rcpt, dsn, "bounced", text);
+	qmgr_entry_done(q, e, QMGR_RESULT_BOUNCED, dsn, text, NULL, 0);
+}
+
+/* Postfix's discard(8): logged as sent, "discarded". */
+static void discard_deliver(struct qmgr *q, struct qmgr_entry *e)
+{
+	const char *text = e->text != NULL && *e->text != '\0' ? e->text : "discarded";
+	qmgr_message_log_rcpt(e->msg, e->rcpt, "2.0.0", "sent", text);
+	qmgr_entry_done(q, e, QMGR_RESULT_SENT, "2.0.0", text, NULL, 0);
+}
+
+/* Routing failed for now (a table lookup error): try again later. */
+static void retry_deliver(struct qmgr *q, struct qmgr_entry *e)
+{
+	const char *text = e->text != NULL ? e->text : "address resolver failure";
+	qmgr_message_log_rcpt(e->msg, e->rcpt, "4.3.0", "deferred", text);
+	qmgr_entry_done(q, e, QMGR_RESULT_DEFERRED, "4.3.0", text, NULL, 0);
+}
+
+/* SMTP destinations are nexthops: the grouping key is built from the
+ * entry's route in qmgr_sched.c; this one only serves tests. */
+static unsigned limit_smtp(const struct qmgr *q)
+{
+	return q->s.smtp_concurrency > 0 ? q->s.smtp_concurrency : q->s.virtual_concurrency;
+}
+
+static unsigned rcpt_limit_smtp(const struct qmgr *q)
+{
+	return q->s.smtp_rcpt_limit > 0 ? q->s.smtp_rcpt_limit : 50;
+}
+
 static const struct qmgr_transport qmgr_transports[] = {
-	[QMGR_CLASS_LOCAL] = { "local", dest_key_address, limit_local, qmgr_local_deliver },
-	[QMGR_CLASS_VIRTUAL] = { "virtual", dest_key_domain, limit_virtual, qmgr_local_deliver },
-	[QMGR_CLASS_REMOTE] = { "remote", dest_key_domain, limit_none, remote_deliver },
+	[QMGR_CLASS_LOCAL] = { "local", dest_key_address, limit_local, qmgr_local_deliver, NULL },
+	[QMGR_CLASS_VIRTUAL] = { "virtual", dest_key_domain, limit_virtual, qmgr_local_deliver,
+				 NULL },
+	[QMGR_CLASS_REMOTE] = { "remote", dest_key_domain, limit_none, remote_deliver, NULL },
+	[QMGR_CLASS_SMTP] = { "smtp", dest_key_domain, limit_smtp, qmgr_smtp_deliver,
+			      rcpt_limit_smtp },
+	[QMGR_CLASS_ERROR] = { "error", dest_key_domain, limit_none, error_deliver, NULL },
+	[QMGR_CLASS_DISCARD] = { "discard", dest_key_domain, limit_none, discard_deliver, NULL },
+	[QMGR_CLASS_RETRY] = { "retry", dest_key_domain, limit_none, retry_deliver, NULL },
 };
 
 const struct qmgr_transport *qmgr_transport_for(enum qmgr_class c)

@@ -40,3 +40,15 @@ bool qmgr_retry_expired(const struct qmgr_settings *s, const char *sender, int64
 							      : s->maximal_queue_lifetime;
 	return now - arrival_sec >= (int64_t)lifetime;
 }
+
+/* postconf(5): delay_warning_time "The time after which the sender
+ * receives a copy of the message headers of mail that is still queued";
+ * 0 disables it.  Once per message (the Y "delay" record), never for the
+ * null sender (Postfix sends no report to MAILER-DAEMON). */
+bool qmgr_retry_delay_warning_due(const struct qmgr_settings *s, const char *sender,
+				  int64_t arrival_sec, bool already_warned, int64_t now)
+{
+	if (s->delay_warning_time <= 0 || already_warned || sender == NULL || *sender == '\0')
+		return false;
+	return now - arrival_sec >= (int64_t)s->delay_warning_time;
+}

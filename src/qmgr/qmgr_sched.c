@@ -1,8 +1,12 @@
 /* qmgr_sched.c - per-destination queues and the dispatcher.
  *
- * Every pending recipient of an active message becomes an entry queued on
- * its destination (transport name + the transport's grouping key: the
- * address for local deliveries, the domain for remote ones).  The
+ * Every pending recipient of an active message is routed once (route.h:
+ * local, virtual, smtp with its nexthop, error, discard) and becomes an
+ * entry queued on its destination (transport name + the transport's
+ * grouping key: the address for local deliveries, the domain for virtual
+ * ones, "[host]:port" / "domain:port" for SMTP nexthops).  Transports with
+ * a recipient limit (smtp) take several entries of one message at one
+ * destination as one delivery: a batch, which holds one slot.  The
  * dispatcher starts entries round-robin over the destinations that have
  * work and a free slot, while fewer than default_process_limit deliveries
  * are in flight overall and fewer than the transport's per-destination
@@ -18,6 +22,8 @@
 #include "qmgr/qmgr.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "lib/str.h"
+#include "mail/route.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +77,7 @@ void qmgr_sched_deinit(struct qmgr *q)
 			struct qmgr_entry *e;
 			while ((e = TAILQ_FIRST(&d->waiting)) != NULL) {
 				TAILQ_REMOVE(&d->waiting, e, dest_link);
-				free(e);
+				qmgr_entry_free(e);
 			}
 			free(d->key);
 			free(d);
@@ -82,13 +88,36 @@ void qmgr_sched_deinit(struct qmgr *q)
 	q->dests = NULL;
 }
 
-static struct qmgr_dest *dest_get(struct qmgr *q, const struct qmgr_transport *tr,
+void qmgr_entry_free(struct qmgr_entry *e)
+{
+	struct qmgr_entry *m;
+	if (e == NULL)
+		return;
+	while ((m = TAILQ_FIRST(&e->batch)) != NULL) {
+		TAILQ_REMOVE(&e->batch, m, batch_link);
+		qmgr_entry_free(m);
+	}
+	free(e->nexthop);
+	free(e->text);
+	free(e);
+}
+
+static struct qmgr_dest *dest_get(struct qmgr *q, const struct qmgr_entry *e,
 				  const char *address)
 {
+	const struct qmgr_transport *tr = e->transport;
 	struct buf key = BUF_INIT;
-	char *k = tr->dest_key(address);
-	buf_printf(&key, "%s:%s", tr->name, k);
-	free(k);
+	if (e->nexthop != NULL) {
+		/* Postfix's queue name: the nexthop (with its port). */
+		char *h = str_lower_dup(e->nexthop);
+		buf_printf(&key, "%s:%s%s%s:%u", tr->name, e->no_mx ? "[" : "", h,
+			   e->no_mx ? "]" : "", e->port);
+		free(h);
+	} else {
+		char *k = tr->dest_key(address);
+		buf_printf(&key, "%s:%s", tr->name, k);
+		free(k);
+	}
 	unsigned h = dest_hash(buf_cstr(&key));
 	struct qmgr_dest *d;
 	for (d = q->dests->buckets[h]; d != NULL; d = d->hash_next) {
@@ -132,14 +161,57 @@ static void dest_update_ready(struct qmgr *q, struct qmgr_dest *d)
 	d->is_ready = ready;
 }
 
+/* Route the recipient of e once (route.h) and set its class and route. */
+static void sched_route(struct qmgr *q, struct qmgr_entry *e, const char *address)
+{
+	struct route_result rr;
+	const char *error = NULL;
+	memset(&rr, 0, sizeof(rr));
+	if (route_resolve(q->route, address, &rr, &error) < 0) {
+		e->cls = QMGR_CLASS_RETRY;
+		e->text = xstrdup(error != NULL ? error : "address resolver failure");
+		return;
+	}
+	switch (rr.transport) {
+	case ROUTE_LOCAL:
+		e->cls = QMGR_CLASS_LOCAL;
+		break;
+	case ROUTE_VIRTUAL:
+		e->cls = QMGR_CLASS_VIRTUAL;
+		break;
+	case ROUTE_SMTP:
+		e->cls = QMGR_CLASS_SMTP;
+		e->nexthop = xstrdup(rr.nexthop != NULL ? rr.nexthop : "");
+		e->no_mx = rr.no_mx;
+		e->port = rr.port != 0 ? rr.port : 25;
+		break;
+	case ROUTE_ERROR:
+		e->cls = QMGR_CLASS_ERROR;
+		e->text = xstrdup(rr.nexthop != NULL ? rr.nexthop : "");
+		break;
+	case ROUTE_DISCARD:
+		e->cls = QMGR_CLASS_DISCARD;
+		e->text = xstrdup(rr.nexthop != NULL ? rr.nexthop : "");
+		break;
+	}
+	route_result_deinit(&rr);
+}
+
 void qmgr_sched_add(struct qmgr *q, struct qmgr_message *msg, unsigned rcpt, enum qmgr_class cls)
 {
 	struct qmgr_entry *e = xcalloc(1, sizeof(*e));
 	e->msg = msg;
 	e->rcpt = rcpt;
 	e->cls = cls;
-	e->transport = qmgr_transport_for(cls);
-	e->dest = dest_get(q, e->transport, msg->qm->rcpts[rcpt].address);
+	TAILQ_INIT(&e->batch);
+	/* The class the caller computed is kept only without a routing
+	 * table; otherwise the route decides, once per recipient. */
+	if (q->route != NULL)
+		sched_route(q, e, msg->qm->rcpts[rcpt].address);
+	if (e->cls == QMGR_CLASS_SMTP && q->smtp == NULL)
+		e->cls = QMGR_CLASS_REMOTE;
+	e->transport = qmgr_transport_for(e->cls);
+	e->dest = dest_get(q, e, msg->qm->rcpts[rcpt].address);
 	TAILQ_INSERT_TAIL(&e->dest->waiting, e, dest_link);
 	msg->outstanding++;
 	msg->rs[rcpt].queued = true;
@@ -157,6 +229,25 @@ void qmgr_sched_run(struct qmgr *q)
 	while (q->in_flight < q->s.process_limit && (d = TAILQ_FIRST(&t->ready)) != NULL) {
 		struct qmgr_entry *e = TAILQ_FIRST(&d->waiting);
 		TAILQ_REMOVE(&d->waiting, e, dest_link);
+		e->holds_slot = true;
+		if (d->transport->rcpt_limit != NULL) {
+			/* The other recipients of the same message here ride
+			 * along, up to the transport's recipient limit. */
+			unsigned limit = d->transport->rcpt_limit(q), n = 1;
+			struct qmgr_entry *m, *next;
+			for (m = TAILQ_FIRST(&d->waiting); m != NULL && n < limit; m = next) {
+				next = TAILQ_NEXT(m, dest_link);
+				/* A message's recipients are queued together:
+				 * stop at the first other message (bounded
+				 * work per dispatch). */
+				if (m->msg != e->msg)
+					break;
+				TAILQ_REMOVE(&d->waiting, m, dest_link);
+				m->holds_slot = false;
+				TAILQ_INSERT_TAIL(&e->batch, m, batch_link);
+				n++;
+			}
+		}
 		d->in_flight++;
 		q->in_flight++;
 		/* Round robin: a destination with more work goes to the end. */
@@ -175,16 +266,23 @@ void qmgr_entry_done(struct qmgr *q, struct qmgr_entry *e, enum qmgr_result resu
 	struct qmgr_dest *d = e->dest;
 	struct qmgr_message *msg = e->msg;
 	unsigned rcpt = e->rcpt;
+	bool holds_slot = e->holds_slot;
 
-	free(e);
-	if (d->in_flight == 0 || q->in_flight == 0)
-		log_panic("qmgr_entry_done: no delivery in flight for %s", d->key);
-	d->in_flight--;
-	q->in_flight--;
+	if (!TAILQ_EMPTY(&e->batch))
+		log_panic("qmgr_entry_done: batch head done before its members (%s)", d->key);
+	if (holds_slot) {
+		if (d->in_flight == 0 || q->in_flight == 0)
+			log_panic("qmgr_entry_done: no delivery in flight for %s", d->key);
+		d->in_flight--;
+		q->in_flight--;
+	}
 	msg->rs[rcpt].queued = false;
 	/* May add recipients (forwards): they are queued before the count
 	 * below can reach zero. */
 	qmgr_message_result(q, msg, rcpt, result, dsn, text, forwards, n_forwards);
+	/* Freed only now: dsn and text may point into the entry (routes'
+	 * error/discard texts). */
+	qmgr_entry_free(e);
 	msg->outstanding--;
 	dest_update_ready(q, d);
 	dest_release_if_idle(q, d);
