@@ -17,6 +17,7 @@
  * delivering.
  */
 #include "qmgr/qmgr.h"
+#include "mail/route.h"
 #include "lib/mem.h"
 #include "lib/str.h"
 #include "mail/addr.h"
@@ -106,17 +107,14 @@ static void remote_deliver(struct qmgr *q, struct qmgr_entry *e)
 static void error_deliver(struct qmgr *q, struct qmgr_entry *e)
 {
 	const char *text = e->text != NULL && *e->text != '\0' ? e->text : "mail is refused";
-	char dsn[16] = "5.0.0";
-	size_t i = 0;
-	while (text[i] != '\0' && text[i] != ' ' && i < sizeof(dsn) - 1)
-		i++;
-	if (i >= 5 && text[0] == '5' && text[1] == '.' && text[i] == ' ') {
-		memcpy(dsn, text, i);
-		dsn[i] = '\0';
-		text += i + 1;
-	}
-	qmgr_message_log_rcpt(e->msg, e->rcpt, dsn, "bounced", text);
-	qmgr_entry_done(q, e, QMGR_RESULT_BOUNCED, dsn, text, NULL, 0);
+	char dsn[16];
+	route_error_split(text, "5.0.0", dsn, sizeof(dsn), &text);
+	/* A 4.x.x status ("error:4.3.0 try later") defers, as Postfix's
+	 * error(8) does; anything else bounces. */
+	bool temporary = dsn[0] == '4';
+	qmgr_message_log_rcpt(e->msg, e->rcpt, dsn, temporary ? "deferred" : "bounced", text);
+	qmgr_entry_done(q, e, temporary ? QMGR_RESULT_DEFERRED : QMGR_RESULT_BOUNCED, dsn, text,
+			NULL, 0);
 }
 
 /* Postfix's discard(8): logged as sent, "discarded". */

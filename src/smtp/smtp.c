@@ -303,15 +303,10 @@ int smtp_main(const struct role_env *env)
 	srv.base = event_base_new();
 	if (srv.base == NULL)
 		log_fatal("event_base_new failed");
-	/* dns_servers is a list; the resolver takes "a, b". */
-	struct buf servers = BUF_INIT;
-	char **dl = config_get_list(cfg, "dns_servers");
-	for (size_t i = 0; dl != NULL && dl[i] != NULL; i++)
-		buf_printf(&servers, "%s%s", i > 0 ? "," : "", dl[i]);
-	struct dns *dns = dns_new(srv.base, buf_cstr(&servers), 5000, 2, &error);
+	/* dns_servers, dns_timeout, dns_tries, smtp_mx_address_limit. */
+	struct dns *dns = dns_new_config(srv.base, cfg, &error);
 	if (dns == NULL)
 		log_fatal("DNS resolver: %s", error);
-	buf_deinit(&servers);
 	srv.eng = smtp_engine_new(srv.base, dns, &s);
 	srv.rbuf = xmalloc(SMTP_PROTO_MAX_PACKET + 1);
 	srv.listen_fd = smtp_listen(env);
