@@ -619,6 +619,66 @@ int qfile_content_read(int fd, const struct qfile_msg *m,
 	return ret;
 }
 
+void qfile_content_cursor_init(struct qfile_content_cursor *c, const struct qfile_msg *m)
+{
+	memset(c, 0, sizeof(*c));
+	c->off = m->content_offset;
+}
+
+int qfile_content_next(int fd, const struct qfile_msg *m, struct qfile_content_cursor *c,
+		       uint8_t *buf, size_t cap, size_t *len_r, const char **error_r)
+{
+	*len_r = 0;
+	*error_r = NULL;
+	if (cap == 0) {
+		*error_r = "no room to read content";
+		return -1;
+	}
+	/* qfile_read() counted the content: that count, not the next record
+	 * type, says where it ends (a record changed since is an error). */
+	while (c->done < m->content_size) {
+		if (!c->has_rec) {
+			uint8_t hdr[5];
+			if (c->off <= 0 || c->off > m->valid_end - (off_t)sizeof(hdr)) {
+				*error_r = "content past the end of the file";
+				return -1;
+			}
+			if (pread(fd, hdr, sizeof(hdr), c->off) != (ssize_t)sizeof(hdr)) {
+				*error_r = "read content failed";
+				return -1;
+			}
+			c->rec_len = get_be32(hdr + 1);
+			if (hdr[0] != QREC_CONTENT || c->rec_len > QFILE_CONTENT_CHUNK ||
+			    (off_t)c->rec_len > m->valid_end - c->off - (off_t)sizeof(hdr) ||
+			    c->rec_len > m->content_size - c->done) {
+				*error_r = "content records changed since the file was read";
+				return -1;
+			}
+			c->rec_pos = 0;
+			c->has_rec = true;
+		}
+		if (c->rec_pos == c->rec_len) {
+			/* Record consumed (or empty): on to the next one. */
+			c->off += 5 + (off_t)c->rec_len;
+			c->has_rec = false;
+			continue;
+		}
+		size_t n = c->rec_len - c->rec_pos;
+		if (n > cap)
+			n = cap;
+		ssize_t got = pread(fd, buf, n, c->off + 5 + (off_t)c->rec_pos);
+		if (got != (ssize_t)n) {
+			*error_r = "read content failed";
+			return -1;
+		}
+		c->rec_pos += (uint32_t)n;
+		c->done += n;
+		*len_r = n;
+		return 1;
+	}
+	return 0;
+}
+
 static int append_record_sync(int fd, struct qfile_msg *m, char type, const struct buf *payload,
 			      bool sync);
 

@@ -143,6 +143,26 @@ int qfile_content_read(int fd, const struct qfile_msg *m,
 		       int (*cb)(void *ctx, const uint8_t *data, size_t len), void *ctx,
 		       const char **error_r);
 
+/* Resumable content reader: one record (or the part of it that fits in
+ * the caller's buffer) per call, so a sender can read as its output
+ * drains instead of holding the message (PRODUCT.md "Fast").  The cursor
+ * is plain data: no allocation, nothing to free. */
+struct qfile_content_cursor {
+	off_t off;       /* current C record */
+	uint32_t rec_len; /* its payload length (valid when has_rec) */
+	uint32_t rec_pos; /* payload bytes of it already returned */
+	uint64_t done;   /* content bytes returned so far */
+	bool has_rec;
+};
+
+void qfile_content_cursor_init(struct qfile_content_cursor *c, const struct qfile_msg *m);
+/* Copy the next at most cap (> 0) content bytes into buf.  Returns 1 with
+ * *len_r > 0, 0 at the end of the content (m->content_size bytes
+ * returned), or -1 with *error_r (static text) when the file does not
+ * hold the content qfile_read() saw. */
+int qfile_content_next(int fd, const struct qfile_msg *m, struct qfile_content_cursor *c,
+		       uint8_t *buf, size_t cap, size_t *len_r, const char **error_r);
+
 /* State changes, each made durable (pwrite at valid_end after cutting any
  * torn tail, then fsync) and applied to m. */
 int qfile_append_done(int fd, struct qfile_msg *m, unsigned index,

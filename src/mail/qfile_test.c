@@ -162,6 +162,142 @@ static void test_large_content(void **state)
 	free(id);
 }
 
+/* The resumable reader returns the same bytes as qfile_content_read(),
+ * whatever the content size (around the record size) and the caller's
+ * buffer size, never more than cap per call and never across a record. */
+static void test_content_cursor(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *name;
+		size_t size;
+	} sizes[] = {
+		{ "empty", 0 },
+		{ "one byte", 1 },
+		{ "chunk-1", QFILE_CONTENT_CHUNK - 1 },
+		{ "chunk", QFILE_CONTENT_CHUNK },
+		{ "chunk+1", QFILE_CONTENT_CHUNK + 1 },
+		{ "three chunks and some", QFILE_CONTENT_CHUNK * 3 + 17 },
+	};
+	static const size_t caps[] = { 1, 7, 4096, QFILE_CONTENT_CHUNK - 1, QFILE_CONTENT_CHUNK,
+				       QFILE_CONTENT_CHUNK + 1 };
+	uint8_t *chunk = malloc(QFILE_CONTENT_CHUNK + 1);
+	assert_non_null(chunk);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		size_t n = sizes[i].size;
+		char *text = malloc(n + 1);
+		for (size_t k = 0; k < n; k++)
+			text[k] = (char)(k % 251 == 250 ? '\n' : 'a' + (k * 7) % 26);
+		text[n] = '\0';
+		char *id = write_sample(text, 1);
+		int fd = open_q(id);
+		struct qfile_msg *m;
+		const char *error;
+		assert_int_equal(qfile_read(fd, &m, &error), 0);
+		assert_int_equal(m->content_size, n);
+		for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++) {
+			if (caps[c] == 1 && n > QFILE_CONTENT_CHUNK + 1)
+				continue; /* a byte a call: enough on the smaller rows */
+			struct qfile_content_cursor cur;
+			struct buf got = BUF_INIT;
+			size_t len, calls = 0;
+			int r;
+			qfile_content_cursor_init(&cur, m);
+			while ((r = qfile_content_next(fd, m, &cur, chunk, caps[c], &len,
+						       &error)) == 1) {
+				if (len == 0 || len > caps[c] || len > QFILE_CONTENT_CHUNK)
+					fail_msg("%s cap %zu: bad length %zu", sizes[i].name, caps[c],
+						 len);
+				buf_append(&got, chunk, len);
+				calls++;
+			}
+			if (r != 0)
+				fail_msg("%s cap %zu: %s", sizes[i].name, caps[c], error);
+			if (got.len != n || (n > 0 && memcmp(got.data, text, n) != 0))
+				fail_msg("%s cap %zu: content differs (%zu bytes)", sizes[i].name,
+					 caps[c], got.len);
+			/* The fewest calls: one per record when the buffer holds one. */
+			if (caps[c] >= QFILE_CONTENT_CHUNK)
+				assert_int_equal(calls, (n + QFILE_CONTENT_CHUNK - 1) /
+								QFILE_CONTENT_CHUNK);
+			/* At the end it stays at the end. */
+			assert_int_equal(qfile_content_next(fd, m, &cur, chunk, caps[c], &len, &error),
+					 0);
+			assert_int_equal(len, 0);
+			buf_deinit(&got);
+		}
+		qfile_msg_free(&m);
+		close(fd);
+		free(id);
+		free(text);
+	}
+	free(chunk);
+}
+
+/* A cursor reports a file that no longer holds what qfile_read() saw. */
+static void test_content_cursor_errors(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *name;
+		enum { CUT_FILE, BAD_TYPE, BAD_LENGTH, SIZE_GROWN, ZERO_CAP } how;
+	} rows[] = {
+		{ "file cut inside the content", CUT_FILE },
+		{ "record type overwritten", BAD_TYPE },
+		{ "record length over the chunk size", BAD_LENGTH },
+		{ "more content expected than stored", SIZE_GROWN },
+		{ "no room in the buffer", ZERO_CAP },
+	};
+	size_t n = QFILE_CONTENT_CHUNK + 100;
+	char *text = malloc(n + 1);
+	memset(text, 'x', n);
+	text[n] = '\0';
+	uint8_t *chunk = malloc(QFILE_CONTENT_CHUNK);
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char *id = write_sample(text, 1);
+		int fd = open_q(id);
+		struct qfile_msg *m;
+		const char *error = NULL;
+		assert_int_equal(qfile_read(fd, &m, &error), 0);
+		struct qfile_content_cursor cur;
+		size_t len = 99, cap = QFILE_CONTENT_CHUNK;
+		qfile_content_cursor_init(&cur, m);
+		/* The first record reads fine; the damage is in the second. */
+		assert_int_equal(qfile_content_next(fd, m, &cur, chunk, cap, &len, &error), 1);
+		assert_int_equal(len, QFILE_CONTENT_CHUNK);
+		off_t second = m->content_offset + 5 + QFILE_CONTENT_CHUNK;
+		switch (rows[i].how) {
+		case CUT_FILE:
+			assert_int_equal(ftruncate(fd, second + 5 + 10), 0);
+			break;
+		case BAD_TYPE:
+			assert_int_equal(pwrite(fd, "A", 1, second), 1);
+			break;
+		case BAD_LENGTH:
+			assert_int_equal(pwrite(fd, "\0\1\0\1", 4, second + 1), 4);
+			break;
+		case SIZE_GROWN:
+			m->content_size += QFILE_CONTENT_CHUNK;
+			break;
+		case ZERO_CAP:
+			cap = 0;
+			break;
+		}
+		int r = qfile_content_next(fd, m, &cur, chunk, cap, &len, &error);
+		if (rows[i].how == SIZE_GROWN && r == 1) /* the real second record */
+			r = qfile_content_next(fd, m, &cur, chunk, cap, &len, &error);
+		if (r != -1)
+			fail_msg("%s: returned %d", rows[i].name, r);
+		assert_non_null(error);
+		assert_int_equal(len, 0);
+		qfile_msg_free(&m);
+		close(fd);
+		free(id);
+	}
+	free(chunk);
+	free(text);
+}
+
 /* Every truncation of a complete file before its E record is rejected;
  * a torn append after E is ignored and cut by the next append. */
 static void test_truncation(void **state)
@@ -254,6 +390,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_large_content),
+		cmocka_unit_test(test_content_cursor),
+		cmocka_unit_test(test_content_cursor_errors),
 		cmocka_unit_test(test_truncation),
 		cmocka_unit_test(test_bad_files),
 		cmocka_unit_test(test_abort_removes_tmp),

@@ -17,7 +17,14 @@
  *   4. the transaction: MAIL, RCPT..., DATA (sent as one group when the
  *      server offers PIPELINING, RFC 2920), content with dot-stuffing,
  *      end of data; per-recipient results (2xx accepted, 4xx deferred,
- *      5xx bounced), then the end-of-data reply for the accepted ones;
+ *      5xx bounced), then the end-of-data reply for the accepted ones.
+ *      The content is streamed: one queue file record at a time is read,
+ *      encoded and queued only while less than SMTP_XFER_QUEUE_MAX bytes
+ *      wait in the output buffer, so a delivery holds a bounded amount of
+ *      memory whatever the message size.  A connection lost or timed out
+ *      before the end-of-data reply (no recipient delivered yet) moves the
+ *      recipients without a final result on to the next address, as
+ *      Postfix does; a 5xx RCPT reply stays final;
  *   5. one log line per recipient, the reply to the queue manager; the
  *      connection is reset (RSET) and kept idle for
  *      smtp_connection_cache_time_limit for the next message to the same
@@ -52,6 +59,11 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+/* Content streaming: refill below SMTP_XFER_QUEUE_LOW (libevent's write
+ * low watermark), stop above SMTP_XFER_QUEUE_MAX queued bytes. */
+#define SMTP_XFER_QUEUE_MAX (256u * 1024)
+#define SMTP_XFER_QUEUE_LOW (64u * 1024)
 
 enum smtp_state {
 	SMTP_ST_CONNECTING,
@@ -143,12 +155,23 @@ struct smtp_delivery {
 	struct smtp_session *sess;
 	struct event *ev_done;
 	/* transaction */
+	size_t *txn_rcpts; /* indexes in rs of the recipients sent RCPT */
+	size_t n_txn;      /* (those without a result when it started) */
 	size_t rcpt_sent, rcpt_replied, n_accepted;
 	bool mail_ok;
 	bool data_discard; /* 354 with no accepted recipient: send "." only */
 	bool dsn_announced;
 	struct timeval t_handoff, t_conn;
 	bool finished;
+	bool is_reused; /* the session came from the connection cache */
+	/* content streaming (SMTP_ST_DATA_XFER) */
+	struct qfile_content_cursor cursor;
+	struct smtp_data_writer writer;
+	uint8_t *chunk;        /* one record's payload, QFILE_CONTENT_CHUNK */
+	struct buf xfer_out;   /* the same, encoded for the wire */
+	bool xfer_queued;      /* the final "." is in the output buffer */
+	uint64_t xfer_added;   /* bytes of content queued to the bufferevent */
+	uint64_t xfer_sent_at_arm; /* of them sent when the timer was armed */
 };
 TAILQ_HEAD(smtp_delivery_list, smtp_delivery);
 
@@ -164,7 +187,9 @@ struct smtp_engine {
 static void session_free(struct smtp_session *s);
 static void session_connect_next(struct smtp_delivery *d);
 static void delivery_finish(struct smtp_delivery *d);
+static void delivery_route(struct smtp_delivery *d);
 static void transaction_start(struct smtp_session *s);
+static void xfer_release(struct smtp_delivery *d);
 
 /* ------------------------------------------------------------ results */
 
@@ -223,15 +248,20 @@ static long state_timeout(const struct smtp_engine *e, enum smtp_state st)
 	return 300;
 }
 
+static void session_timer_arm(struct smtp_session *s)
+{
+	long secs = state_timeout(s->eng, s->state);
+	struct timeval tv = { secs > 0 ? secs : 1, 0 };
+	evtimer_add(s->timer, &tv);
+}
+
 /* The one place where a session changes state (and its timer). */
 static void session_set_state(struct smtp_session *s, enum smtp_state st)
 {
 	log_debug("smtp session %s: %s -> %s", s->name, smtp_states[s->state].name,
 		  smtp_states[st].name);
 	s->state = st;
-	long secs = state_timeout(s->eng, st);
-	struct timeval tv = { secs > 0 ? secs : 1, 0 };
-	evtimer_add(s->timer, &tv);
+	session_timer_arm(s);
 }
 
 static void session_send(struct smtp_session *s, const char *fmt, ...)
@@ -259,9 +289,28 @@ static void session_detach(struct smtp_session *s)
 	}
 }
 
+/* May the recipients of d still go to another server after this one
+ * failed during the transaction?  Postfix's smtp(8) moves the recipients
+ * without a final result on to the next MX address after a site-level
+ * soft error (lost connection, timeout) as long as the server's
+ * end-of-data reply did not deliver anything; a 5xx RCPT reply is final.
+ * A cached connection that fails is replaced by a fresh route. */
+static bool delivery_can_retry(const struct smtp_delivery *d)
+{
+	size_t left = 0;
+	for (size_t i = 0; i < d->req.n_rcpts; i++) {
+		if (d->rs[i].is_final && d->rs[i].status == SMTP_PROTO_SENT)
+			return false;
+		if (!d->rs[i].is_final)
+			left++;
+	}
+	return left > 0 && (d->next_addr < d->n_addrs || d->is_reused);
+}
+
 /* The session cannot go on (timeout, lost connection, protocol error).
- * Before a transaction the delivery tries the next address; during one,
- * its recipients without a result are deferred. */
+ * Before a transaction, or during one that delivered nothing, the
+ * delivery tries the next address; when none is left its recipients
+ * without a result are deferred with this error. */
 static void session_fail(struct smtp_session *s, const char *dsn, const char *why)
 {
 	struct smtp_delivery *d = s->dlv;
@@ -270,15 +319,50 @@ static void session_fail(struct smtp_session *s, const char *dsn, const char *wh
 	session_free(s);
 	if (d == NULL)
 		return;
+	xfer_release(d);
+	buf_reset(&d->last_error);
+	buf_append_str(&d->last_error, why);
+	(void)str_copy(d->last_dsn, sizeof(d->last_dsn), dsn);
 	if (st <= SMTP_ST_HELO) {
-		buf_reset(&d->last_error);
-		buf_append_str(&d->last_error, why);
-		(void)str_copy(d->last_dsn, sizeof(d->last_dsn), dsn);
 		session_connect_next(d);
+		return;
+	}
+	if (delivery_can_retry(d)) {
+		log_debug("%s: %s; trying the next address", d->req.queue_id, why);
+		/* What this server accepted does not bind the next one. */
+		for (size_t i = 0; i < d->req.n_rcpts; i++)
+			if (!d->rs[i].is_final)
+				d->rs[i].accepted = false;
+		if (d->next_addr >= d->n_addrs) {
+			d->is_reused = false;
+			delivery_route(d);
+		} else {
+			session_connect_next(d);
+		}
 		return;
 	}
 	rcpt_set_all(d, SMTP_PROTO_DEFERRED, dsn, why);
 	delivery_finish(d);
+}
+
+/* A local failure (queue file read error): no other server can help. */
+static void session_fail_local(struct smtp_session *s, const char *dsn, const char *why)
+{
+	struct smtp_delivery *d = s->dlv;
+	session_detach(s);
+	session_free(s);
+	if (d == NULL)
+		return;
+	xfer_release(d);
+	rcpt_set_all(d, SMTP_PROTO_DEFERRED, dsn, why);
+	delivery_finish(d);
+}
+
+/* Content bytes the kernel took since DATA_XFER began. */
+static uint64_t xfer_sent(const struct smtp_session *s)
+{
+	size_t pending = evbuffer_get_length(bufferevent_get_output(s->bev));
+	return s->dlv->xfer_added > pending ? s->dlv->xfer_added - pending : 0;
 }
 
 static void session_on_timer(evutil_socket_t fd, short what, void *ctx)
@@ -295,6 +379,14 @@ static void session_on_timer(evutil_socket_t fd, short what, void *ctx)
 	}
 	if (s->state == SMTP_ST_QUIT) {
 		session_free(s);
+		return;
+	}
+	if (s->state == SMTP_ST_DATA_XFER && s->dlv != NULL &&
+	    xfer_sent(s) > s->dlv->xfer_sent_at_arm) {
+		/* smtp_data_xfer_timeout is a limit on no progress (Postfix):
+		 * a slow but moving transfer goes on. */
+		s->dlv->xfer_sent_at_arm = xfer_sent(s);
+		session_timer_arm(s);
 		return;
 	}
 	struct buf why = BUF_INIT;
@@ -415,6 +507,12 @@ static void transaction_start(struct smtp_session *s)
 	struct qfile_msg *qm = d->qm;
 	d->dsn_announced = s->ehlo.dsn;
 	d->rcpt_sent = d->rcpt_replied = d->n_accepted = 0;
+	/* After another server failed, only the recipients it did not
+	 * finalise (a 5xx RCPT reply is final) are tried here. */
+	d->n_txn = 0;
+	for (size_t i = 0; i < d->req.n_rcpts; i++)
+		if (!d->rs[i].is_final)
+			d->txn_rcpts[d->n_txn++] = i;
 	d->mail_ok = false;
 	d->data_discard = false;
 	free(d->last_relay);
@@ -453,45 +551,76 @@ static void transaction_start(struct smtp_session *s)
 	buf_deinit(&cmd);
 	if (s->ehlo.pipelining) {
 		/* RFC 2920: MAIL, every RCPT and DATA in one group. */
-		for (size_t i = 0; i < d->req.n_rcpts; i++)
-			send_rcpt(s, i);
+		for (size_t k = 0; k < d->n_txn; k++)
+			send_rcpt(s, d->txn_rcpts[k]);
 		session_send(s, "DATA");
 	}
 	session_set_state(s, SMTP_ST_MAIL);
 }
 
-static int content_cb(void *ctx, const uint8_t *data, size_t len)
+/* Free the streaming buffers (the transfer ended one way or another). */
+static void xfer_release(struct smtp_delivery *d)
 {
-	void **c = ctx;
-	smtp_data_write(c[0], data, len, c[1]);
-	return 0;
+	free(d->chunk);
+	d->chunk = NULL;
+	buf_deinit(&d->xfer_out);
 }
 
-static void send_content(struct smtp_session *s)
+/* Queue content while less than SMTP_XFER_QUEUE_MAX bytes wait to be
+ * sent: one queue file record is read and encoded at a time, so memory
+ * stays bounded whatever the message size.  Called on 354 and each time
+ * the output drains to the low watermark.  May free s. */
+static void xfer_fill(struct smtp_session *s)
 {
 	struct smtp_delivery *d = s->dlv;
-	struct smtp_data_writer w;
-	struct buf out = BUF_INIT;
-	const char *error = NULL;
-	void *c[2] = { &w, &out };
-	smtp_data_writer_init(&w);
-	/* TODO(#3): stream from the file as the output drains instead of
-	 * holding the message in memory (bounded by message_size_limit). */
-	if (!d->data_discard && qfile_content_read(d->fd, d->qm, content_cb, c, &error) < 0) {
-		/* The server got part of nothing yet: dropping the connection
-		 * without the final dot aborts the transaction (RFC 5321
-		 * 4.1.1.4). */
-		log_error("%s: read queue file content: %s", d->req.queue_id,
-			  error != NULL ? error : strerror(errno));
-		buf_deinit(&out);
-		session_fail(s, "4.3.0", "queue file read error");
-		return;
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	while (!d->xfer_queued && evbuffer_get_length(out) < SMTP_XFER_QUEUE_MAX) {
+		size_t n = 0;
+		int r = 0;
+		const char *error = NULL;
+		buf_reset(&d->xfer_out);
+		/* data_discard: 354 with no accepted recipient, send "." only. */
+		if (!d->data_discard)
+			r = qfile_content_next(d->fd, d->qm, &d->cursor, d->chunk, QFILE_CONTENT_CHUNK,
+					       &n, &error);
+		if (r < 0) {
+			/* Dropping the connection without the final dot
+			 * aborts the transaction (RFC 5321 4.1.1.4). */
+			log_error("%s: read queue file content: %s", d->req.queue_id, error);
+			session_fail_local(s, "4.3.0", "queue file read error");
+			return;
+		}
+		if (r > 0) {
+			smtp_data_write(&d->writer, d->chunk, n, &d->xfer_out);
+		} else {
+			smtp_data_finish(&d->writer, &d->xfer_out);
+			d->xfer_queued = true;
+			/* Now the write callback means "all sent". */
+			bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+		}
+		if (bufferevent_write(s->bev, d->xfer_out.data, d->xfer_out.len) < 0) {
+			session_fail_local(s, "4.3.0", "cannot queue the message content");
+			return;
+		}
+		d->xfer_added += d->xfer_out.len;
 	}
-	smtp_data_finish(&w, &out);
-	if (bufferevent_write(s->bev, out.data, out.len) < 0)
-		log_warning("smtp %s: cannot queue the message content", s->name);
-	buf_deinit(&out);
+	if (d->xfer_queued)
+		xfer_release(d);
+}
+
+/* 354: start streaming the content. */
+static void xfer_start(struct smtp_session *s)
+{
+	struct smtp_delivery *d = s->dlv;
+	smtp_data_writer_init(&d->writer);
+	qfile_content_cursor_init(&d->cursor, d->qm);
+	if (d->chunk == NULL)
+		d->chunk = xmalloc(QFILE_CONTENT_CHUNK);
+	d->xfer_queued = false;
+	d->xfer_added = d->xfer_sent_at_arm = 0;
+	bufferevent_setwatermark(s->bev, EV_WRITE, SMTP_XFER_QUEUE_LOW, 0);
 	session_set_state(s, SMTP_ST_DATA_XFER);
+	xfer_fill(s);
 }
 
 /* After MAIL, RCPT or DATA replies: what comes next. */
@@ -516,13 +645,13 @@ static void trans_on_reply(struct smtp_session *s)
 				transaction_end(s);
 				goto out;
 			}
-			send_rcpt(s, 0);
+			send_rcpt(s, d->txn_rcpts[0]);
 		}
 		session_set_state(s, SMTP_ST_RCPT);
 		goto out;
 	}
 	if (s->state == SMTP_ST_RCPT) {
-		size_t i = d->rcpt_replied++;
+		size_t i = d->txn_rcpts[d->rcpt_replied++];
 		if (d->mail_ok) {
 			if (code / 100 == 2) {
 				d->rs[i].accepted = true;
@@ -534,9 +663,9 @@ static void trans_on_reply(struct smtp_session *s)
 					 s->reply.dsn, buf_cstr(&why));
 			}
 		}
-		if (d->rcpt_replied < d->req.n_rcpts) {
+		if (d->rcpt_replied < d->n_txn) {
 			if (!pipe)
-				send_rcpt(s, d->rcpt_replied);
+				send_rcpt(s, d->txn_rcpts[d->rcpt_replied]);
 			session_set_state(s, SMTP_ST_RCPT);
 			goto out;
 		}
@@ -556,7 +685,7 @@ static void trans_on_reply(struct smtp_session *s)
 		 * recipient was accepted; the client then sends only the
 		 * final dot. */
 		d->data_discard = !d->mail_ok || d->n_accepted == 0;
-		send_content(s);
+		xfer_start(s);
 		goto out;
 	}
 	if (d->n_accepted > 0) {
@@ -576,17 +705,29 @@ static void on_data_done(struct smtp_session *s)
 {
 	struct smtp_delivery *d = s->dlv;
 	unsigned code = s->reply.code;
+	/* A reply before the final "." was queued: the server gave up on the
+	 * content (a 552 and close, say).  Its refusal stands, but it cannot
+	 * have accepted a message it did not get; and the stream is out of
+	 * step, so the connection is closed, not reused. */
+	bool is_early = s->state == SMTP_ST_DATA_XFER && !d->xfer_queued;
 	if (!d->data_discard) {
 		struct buf why = BUF_INIT;
-		if (code / 100 == 2)
-			buf_append_str(&why, buf_cstr(&s->reply.text));
-		else
-			said_text(&why, s, "end of DATA");
+		const char *dsn = s->reply.dsn;
 		enum smtp_proto_status st = status_of_code(code);
+		if (is_early && st == SMTP_PROTO_SENT) {
+			buf_printf(&why, "host %s said: %s (before the end of data)", s->name,
+				   buf_cstr(&s->reply.text));
+			st = SMTP_PROTO_DEFERRED;
+			dsn = "4.4.2";
+		} else if (code / 100 == 2) {
+			buf_append_str(&why, buf_cstr(&s->reply.text));
+		} else {
+			said_text(&why, s, "end of DATA");
+		}
 		for (size_t i = 0; i < d->req.n_rcpts; i++) {
 			if (!d->rs[i].accepted)
 				continue;
-			rcpt_set(d, i, st, s->reply.dsn, buf_cstr(&why));
+			rcpt_set(d, i, st, dsn, buf_cstr(&why));
 			/* RFC 3461 5.2.2: the next hop does not do DSN, so
 			 * this is where a requested success notice ends:
 			 * "relayed". */
@@ -596,6 +737,13 @@ static void on_data_done(struct smtp_session *s)
 				d->rs[i].relayed = true;
 		}
 		buf_deinit(&why);
+	}
+	if (is_early) {
+		xfer_release(d);
+		session_detach(s);
+		session_free(s);
+		delivery_finish(d);
+		return;
 	}
 	transaction_end(s);
 }
@@ -695,12 +843,19 @@ static void session_on_read(struct bufferevent *bev, void *ctx)
 	}
 }
 
+/* The output drained to the write low watermark: more content, or, once
+ * the final "." is queued and everything is sent, wait for the verdict. */
 static void session_on_write(struct bufferevent *bev, void *ctx)
 {
 	struct smtp_session *s = ctx;
-	(void)bev;
-	/* All content handed to the kernel: now wait for the verdict. */
-	if (s->state == SMTP_ST_DATA_XFER)
+	struct smtp_delivery *d = s->dlv;
+	if (s->state != SMTP_ST_DATA_XFER || d == NULL)
+		return;
+	if (!d->xfer_queued) {
+		xfer_fill(s); /* may free s */
+		return;
+	}
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		session_set_state(s, SMTP_ST_DATA_DONE);
 }
 
@@ -862,18 +1017,24 @@ static void on_dns(void *ctx, const struct dns_mx_result *res)
 	struct buf why = BUF_INIT;
 	const char *type = d->req.no_mx ? "A" : "MX";
 	d->dq = NULL;
-	if (res->status == DNS_OK && res->null_mx) {
+	if (res->null_mx) {
 		/* RFC 7505 3: the domain accepts no mail. */
 		buf_printf(&why, "Domain %s does not accept mail (nullMX)", d->req.nexthop);
 		rcpt_set_all(d, SMTP_PROTO_BOUNCED, "5.1.10", buf_cstr(&why));
-	} else if (res->status == DNS_NOTFOUND || res->status == DNS_PERMFAIL) {
-		buf_printf(&why, "Host or domain name not found. Name service error for name=%s "
-			   "type=%s: Host not found", d->req.nexthop, type);
-		rcpt_set_all(d, SMTP_PROTO_BOUNCED, "5.4.4", buf_cstr(&why));
 	} else if (res->status != DNS_OK) {
-		buf_printf(&why, "Host or domain name not found. Name service error for name=%s "
-			   "type=%s: Host not found, try again", d->req.nexthop, type);
-		rcpt_set_all(d, SMTP_PROTO_DEFERRED, "4.4.3", buf_cstr(&why));
+		/* The resolver's text is Postfix's ("Host or domain name not
+		 * found. Name service error for name=N type=T: Host not found[,
+		 * try again]"); a permanent failure bounces, others defer. */
+		bool perm = res->status == DNS_NOTFOUND || res->status == DNS_PERMFAIL;
+		if (res->error != NULL)
+			buf_append_str(&why, res->error);
+		else
+			buf_printf(&why, "Host or domain name not found. Name service error for "
+				   "name=%s type=%s: Host not found%s", d->req.nexthop, type,
+				   perm ? "" : ", try again");
+		const char *dsn = res->dsn != NULL ? res->dsn : perm ? "5.4.4" : "4.4.3";
+		rcpt_set_all(d, perm && dsn[0] == '5' ? SMTP_PROTO_BOUNCED : SMTP_PROTO_DEFERRED,
+			     dsn, buf_cstr(&why));
 	} else {
 		for (size_t i = 0; i < res->n_hosts; i++) {
 			const struct dns_mx_host *h = &res->hosts[i];
@@ -907,10 +1068,12 @@ static void delivery_free(struct smtp_delivery *d)
 		}
 	}
 	free(d->rs);
+	free(d->txn_rcpts);
 	for (size_t i = 0; i < d->n_addrs; i++)
 		free(d->addrs[i].host);
 	free(d->addrs);
 	buf_deinit(&d->last_error);
+	xfer_release(d);
 	free(d->last_relay);
 	free(d->key);
 	if (d->ev_done != NULL)
@@ -1052,6 +1215,7 @@ void smtp_engine_deliver(struct smtp_engine *e, struct smtp_proto_request *req,
 	d->fd = -1;
 	buf_init(&d->last_error);
 	d->rs = xcalloc(d->req.n_rcpts, sizeof(*d->rs));
+	d->txn_rcpts = xcalloc(d->req.n_rcpts, sizeof(*d->txn_rcpts));
 	d->ev_done = event_new(e->base, -1, 0, delivery_on_done, d);
 	if (d->ev_done == NULL)
 		mem_fail("event_new");
@@ -1071,13 +1235,22 @@ void smtp_engine_deliver(struct smtp_engine *e, struct smtp_proto_request *req,
 	struct smtp_session *s = cache_take(e, d->key);
 	if (s != NULL) {
 		/* Connection reuse: the session was reset (RSET) before it
-		 * went idle. */
+		 * went idle.  If it fails before delivering, the delivery
+		 * routes afresh (session_fail). */
 		s->dlv = d;
 		d->sess = s;
+		d->is_reused = true;
 		(void)gettimeofday(&d->t_conn, NULL);
 		transaction_start(s);
 		return;
 	}
+	delivery_route(d);
+}
+
+/* Find the addresses of the nexthop and connect to the first. */
+static void delivery_route(struct smtp_delivery *d)
+{
+	struct smtp_engine *e = d->eng;
 	/* An address literal needs no DNS ("[192.0.2.1]", "[ipv6:...]"). */
 	const char *host = d->req.nexthop;
 	if (strv_case_prefix(strv_from_cstr(host), "ipv6:"))

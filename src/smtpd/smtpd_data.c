@@ -186,11 +186,13 @@ static bool data_header_scan(struct smtpd_txn *t)
 
 /* Route freshly decoded bytes: to the header buffer until its end is
  * found, then to the body writer. */
-static void data_take_output(struct smtpd_session *s, struct smtpd_txn *t)
+static void data_take_output(struct smtpd_session *s, struct smtpd_txn *t, size_t added)
 {
 	const struct smtpd_conf *c = smtpd_session_conf(s);
 
-	t->size += t->out.len;
+	/* Only the bytes decoded now: t->out holds body bytes until a write
+	 * chunk is full, and must not be counted twice. */
+	t->size += added;
 	if (c->message_size_limit > 0 && t->size > c->message_size_limit)
 		t->too_big = true;
 	if (t->too_big) {
@@ -315,9 +317,10 @@ bool smtpd_data_input(struct smtpd_session *s, struct evbuffer *in)
 		bool done = false;
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
+		size_t before = t->out.len;
 		size_t used = smtpd_dot_decode(&t->dot, v.iov_base, v.iov_len, &t->out, &done);
 		evbuffer_drain(in, used);
-		data_take_output(s, t);
+		data_take_output(s, t, t->out.len - before);
 		if (done) {
 			data_finish(s, t);
 			return true;
