@@ -279,6 +279,21 @@ class Instance:
                 out.append(email.message_from_binary_file(f, policy=email.policy.default))
         return out
 
+    def maildir_tags(self, path):
+        """The X-Tag: header values of the messages in a Maildir (new/
+        and cur/), for tests that count deliveries."""
+        tags = []
+        for sub in ("new", "cur"):
+            d = os.path.join(path, sub)
+            if not os.path.isdir(d):
+                continue
+            for name in os.listdir(d):
+                with open(os.path.join(d, name), encoding="utf-8", errors="replace") as f:
+                    m = re.search(r"^X-Tag: (\S+)$", f.read(), re.M)
+                    if m:
+                        tags.append(m.group(1))
+        return tags
+
     def queue_files(self, sub):
         d = os.path.join(self.queue_dir, sub)
         return sorted(os.listdir(d)) if os.path.isdir(d) else []

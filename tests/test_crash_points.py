@@ -42,15 +42,7 @@ def _send(inst, tag):
 
 
 def _maildir_tags(inst):
-    d = os.path.join(inst.vmail_dir, "alice", "new")
-    tags = []
-    if os.path.isdir(d):
-        for n in os.listdir(d):
-            with open(os.path.join(d, n)) as f:
-                m = re.search(r"^X-Tag: (\S+)$", f.read(), re.M)
-                if m:
-                    tags.append(m.group(1))
-    return tags
+    return inst.maildir_tags(os.path.join(inst.vmail_dir, "alice"))
 
 
 @needs_hooks

@@ -35,20 +35,6 @@ def _sender(inst, worker, stop, accepted, lock):
             time.sleep(0.05)
 
 
-def _delivered_tags(maildir):
-    tags = []
-    for sub in ("new", "cur"):
-        d = os.path.join(maildir, sub)
-        if not os.path.isdir(d):
-            continue
-        for name in os.listdir(d):
-            with open(os.path.join(d, name), encoding="utf-8", errors="replace") as f:
-                m = re.search(r"^X-Tag: (\S+)$", f.read(), re.M)
-                if m:
-                    tags.append(m.group(1))
-    return tags
-
-
 def test_kill9_during_concurrent_sessions(facteur):
     accepted = set()
     lock = threading.Lock()
@@ -70,7 +56,7 @@ def test_kill9_during_concurrent_sessions(facteur):
     maildir = os.path.join(facteur.vmail_dir, "alice")
 
     def all_delivered():
-        got = set(_delivered_tags(maildir))
+        got = set(facteur.maildir_tags(maildir))
         return promised <= got
     wait_for(all_delivered, timeout=120, what="every accepted message delivered")
     # The queue drains: nothing stays stuck after recovery.

@@ -60,20 +60,6 @@ def send(inst, rcpts, sender="sender@example.test", body="hello\r\n", subject="t
         assert not refused
 
 
-def delivered_tags(maildir):
-    tags = []
-    for sub in ("new", "cur"):
-        d = os.path.join(maildir, sub)
-        if not os.path.isdir(d):
-            continue
-        for name in os.listdir(d):
-            with open(os.path.join(d, name), encoding="utf-8", errors="replace") as f:
-                m = re.search(r"^X-Tag: (\S+)$", f.read(), re.M)
-                if m:
-                    tags.append(m.group(1))
-    return tags
-
-
 def test_remote_mail_is_deferred(facteur):
     # 127.0.0.1 is in mynetworks: relaying is allowed.  The test
     # configuration's DNS server (a closed loopback port) never answers: the
@@ -126,7 +112,7 @@ def test_kill9_then_restart_delivers_active(facteur):
     put_queue_file(facteur, "active", "0C4A5E0000A1", crafted)
     facteur.start()
     want = set(tags) | {"crafted-active"}
-    wait_for(lambda: want <= set(delivered_tags(maildir)), timeout=60,
+    wait_for(lambda: want <= set(facteur.maildir_tags(maildir)), timeout=60,
              what="every message delivered after restart")
     wait_for(lambda: not facteur.queue_files("active") and not facteur.queue_files("incoming"),
              timeout=30, what="active/ and incoming/ empty")
