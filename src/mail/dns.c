@@ -159,6 +159,16 @@ static void dns_sock_state_cb(void *data, ares_socket_t fd, int readable, int wr
 	event_add(f->ev, NULL);
 }
 
+ares_channel dns_ares_channel(struct dns *dns)
+{
+	return dns->ch;
+}
+
+void dns_schedule(struct dns *dns)
+{
+	dns_timer_update(dns);
+}
+
 /* ---- resolver ---- */
 
 /* "a, b:53 [::1]:5353" -> "a,b:53,[::1]:5353" (c-ares CSV); NULL when

@@ -8,6 +8,7 @@
 #ifndef FACTEUR_MAIL_DNS_H
 #define FACTEUR_MAIL_DNS_H
 
+#include <ares.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
@@ -70,6 +71,13 @@ struct dns_query *dns_resolve_mx(struct dns *dns, const char *domain, bool no_mx
 				 unsigned port, bool want_ipv4, bool want_ipv6,
 				 void (*cb)(void *ctx, const struct dns_mx_result *res),
 				 void *ctx);
+/* For modules that make their own c-ares lookups on the same loop (smtpd's
+ * reverse lookup of clients): the channel, and dns_schedule() to call after
+ * starting a query so that its retransmissions are timed.  Their callbacks
+ * run with ARES_EDESTRUCTION when dns_free() destroys the channel. */
+ares_channel dns_ares_channel(struct dns *dns);
+void dns_schedule(struct dns *dns);
+
 /* Cancel a pending query: its callback will not run. */
 void dns_cancel(struct dns_query **q);
 

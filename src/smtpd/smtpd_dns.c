@@ -4,9 +4,8 @@
  *
  * Called by smtpd_session.c before the greeting.  c-ares does the lookups
  * (/etc/hosts first, then the DNS servers of dns_servers or
- * /etc/resolv.conf); its sockets are watched by libevent through
- * ARES_OPT_SOCK_STATE_CB and its retransmissions driven by one evtimer, so
- * the event loop never blocks.  Each query has its own time bound; results
+ * /etc/resolv.conf) on the channel of mail/dns.c, which drives its sockets
+ * and retransmissions from the event loop, so the loop never blocks.  Each query has its own time bound; results
  * are always delivered from the event loop (c-ares may answer from
  * /etc/hosts inside the call that starts the query).
  *
@@ -24,19 +23,11 @@
 
 #include "lib/log.h"
 #include "lib/mem.h"
-
-struct smtpd_dns_fd {
-	struct smtpd_dns_fd *next;
-	ares_socket_t fd;
-	struct event *ev;
-	short what;
-};
+#include "mail/dns.h"
 
 struct smtpd_dns {
 	struct event_base *base;
-	ares_channel ch;
-	struct event *timer;
-	struct smtpd_dns_fd *fds;
+	struct dns *dns; /* the c-ares channel on our loop (mail/dns.c) */
 };
 
 struct smtpd_dns_query {
@@ -56,119 +47,29 @@ struct smtpd_dns_query {
 	struct event *deliver_ev;
 };
 
-static void dns_update_timer(struct smtpd_dns *dns)
-{
-	struct timeval max = { 60, 0 }, tv;
-	struct timeval *t = ares_timeout(dns->ch, &max, &tv);
-	evtimer_add(dns->timer, t);
-}
-
-static void dns_fd_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct smtpd_dns *dns = arg;
-	ares_process_fd(dns->ch, (what & EV_READ) ? fd : ARES_SOCKET_BAD,
-			(what & EV_WRITE) ? fd : ARES_SOCKET_BAD);
-	dns_update_timer(dns);
-}
-
-static void dns_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct smtpd_dns *dns = arg;
-	(void)fd;
-	(void)what;
-	ares_process_fd(dns->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-	dns_update_timer(dns);
-}
-
-static void dns_sock_state_cb(void *data, ares_socket_t fd, int readable, int writable)
-{
-	struct smtpd_dns *dns = data;
-	struct smtpd_dns_fd **pp = &dns->fds, *f;
-
-	while ((f = *pp) != NULL && f->fd != fd)
-		pp = &f->next;
-	if (!readable && !writable) {
-		if (f != NULL) {
-			*pp = f->next;
-			event_free(f->ev);
-			free(f);
-		}
-		return;
-	}
-	short what = (short)((readable ? EV_READ : 0) | (writable ? EV_WRITE : 0));
-	if (f == NULL) {
-		f = xcalloc(1, sizeof(*f));
-		f->fd = fd;
-		f->next = dns->fds;
-		dns->fds = f;
-	} else if (f->what == what) {
-		return;
-	} else {
-		event_free(f->ev);
-	}
-	f->what = what;
-	f->ev = event_new(dns->base, fd, what | EV_PERSIST, dns_fd_cb, dns);
-	event_add(f->ev, NULL);
-}
-
 struct smtpd_dns *smtpd_dns_new(struct event_base *base, const char *servers,
 				const char **error_r)
 {
-	static bool lib_ready;
-	struct ares_options opts;
-	int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_LOOKUPS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
-
-	if (!lib_ready) {
-		if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS) {
-			*error_r = "ares_library_init failed";
-			return NULL;
-		}
-		lib_ready = true;
-	}
-	struct smtpd_dns *dns = xcalloc(1, sizeof(*dns));
-	dns->base = base;
-	memset(&opts, 0, sizeof(opts));
-	opts.sock_state_cb = dns_sock_state_cb;
-	opts.sock_state_cb_data = dns;
-	opts.lookups = (char *)"fb"; /* /etc/hosts, then DNS */
-	opts.timeout = 2000;
-	opts.tries = 2;
-	int r = ares_init_options(&dns->ch, &opts, mask);
-	if (r != ARES_SUCCESS) {
-		*error_r = ares_strerror(r);
-		free(dns);
+	struct smtpd_dns *sd = xcalloc(1, sizeof(*sd));
+	sd->base = base;
+	sd->dns = dns_new(base, servers, 2000, 2, error_r);
+	if (sd->dns == NULL) {
+		free(sd);
 		return NULL;
 	}
-	if (servers != NULL && servers[0] != '\0') {
-		r = ares_set_servers_ports_csv(dns->ch, servers);
-		if (r != ARES_SUCCESS) {
-			*error_r = "bad dns_servers value";
-			ares_destroy(dns->ch);
-			free(dns);
-			return NULL;
-		}
-	}
-	dns->timer = evtimer_new(base, dns_timer_cb, dns);
-	return dns;
+	return sd;
 }
 
 void smtpd_dns_free(struct smtpd_dns **dnsp)
 {
-	struct smtpd_dns *dns = *dnsp;
-	if (dns == NULL)
+	struct smtpd_dns *sd = *dnsp;
+	if (sd == NULL)
 		return;
 	*dnsp = NULL;
-	/* Calls the pending callbacks with ARES_EDESTRUCTION: every query
+	/* Runs the pending callbacks with ARES_EDESTRUCTION: every query
 	 * must have been cancelled before. */
-	ares_destroy(dns->ch);
-	while (dns->fds != NULL) {
-		struct smtpd_dns_fd *f = dns->fds;
-		dns->fds = f->next;
-		event_free(f->ev);
-		free(f);
-	}
-	event_free(dns->timer);
-	free(dns);
+	dns_free(&sd->dns);
+	free(sd);
 }
 
 static void query_free(struct smtpd_dns_query *q)
@@ -289,8 +190,8 @@ static void query_reverse_cb(void *arg, int status, int timeouts, struct hostent
 	}
 	q->name = xstrdup(h->h_name);
 	q->pending++;
-	ares_gethostbyname(q->dns->ch, q->name, q->family, query_forward_cb, q);
-	dns_update_timer(q->dns);
+	ares_gethostbyname(dns_ares_channel(q->dns->dns), q->name, q->family, query_forward_cb, q);
+	dns_schedule(q->dns->dns);
 }
 
 struct smtpd_dns_query *smtpd_dns_lookup(struct smtpd_dns *dns, const struct sockaddr *sa,
@@ -326,9 +227,10 @@ struct smtpd_dns_query *smtpd_dns_lookup(struct smtpd_dns *dns, const struct soc
 	struct timeval tv = { timeout_sec, 0 };
 	evtimer_add(q->timeout_ev, &tv);
 	q->pending++;
-	ares_gethostbyaddr(dns->ch, q->addr, (int)q->addr_len, q->family, query_reverse_cb, q);
+	ares_gethostbyaddr(dns_ares_channel(dns->dns), q->addr, (int)q->addr_len, q->family,
+			   query_reverse_cb, q);
 	if (!q->finished)
-		dns_update_timer(dns);
+		dns_schedule(dns->dns);
 	return q;
 }
 
