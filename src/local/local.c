@@ -26,6 +26,7 @@
 #include "mail/config.h"
 #include "mail/dlv.h"
 #include "mail/queue.h"
+#include "mail/ipc.h"
 #include "mail/role.h"
 
 #include "lib/buf.h"
@@ -267,58 +268,16 @@ static void local_send_reply(int fd, const char *req, const char *status, const 
 	buf_deinit(&b);
 }
 
-static int local_listen(struct local_server *s)
-{
-	const struct role_env *env = s->env;
-	struct buf path = BUF_INIT, dir = BUF_INIT;
-	buf_printf(&path, "%s/%s", env->queue_dir, DLV_SOCKET_NAME);
-	buf_printf(&dir, "%s/private", env->queue_dir);
-	if (fs_mkdir_p(buf_cstr(&dir), 0700) < 0 && errno != EEXIST)
-		log_fatal("mkdir %s: %s", buf_cstr(&dir), strerror(errno));
-	buf_deinit(&dir);
-
-	struct sockaddr_un sun;
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (!str_copy(sun.sun_path, sizeof(sun.sun_path), buf_cstr(&path)))
-		log_fatal("socket path too long: %s", buf_cstr(&path));
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		log_fatal("socket: %s", strerror(errno));
-	if (unlink(buf_cstr(&path)) < 0 && errno != ENOENT)
-		log_fatal("unlink %s: %s", buf_cstr(&path), strerror(errno));
-	mode_t old = umask(0077);
-	int r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
-	umask(old);
-	if (r < 0)
-		log_fatal("bind %s: %s", buf_cstr(&path), strerror(errno));
-	if (chmod(buf_cstr(&path), 0600) < 0)
-		log_fatal("chmod %s: %s", buf_cstr(&path), strerror(errno));
-	if (s->as_root && chown(buf_cstr(&path), env->mail_uid, env->mail_gid) < 0)
-		log_fatal("chown %s: %s", buf_cstr(&path), strerror(errno));
-	if (listen(fd, 128) < 0)
-		log_fatal("listen %s: %s", buf_cstr(&path), strerror(errno));
-	buf_deinit(&path);
-	return fd;
-}
-
 static void local_accept(struct local_server *s)
 {
 	for (;;) {
-		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		int fd = ipc_accept(s->env, s->listen_fd);
 		if (fd < 0) {
+			if (errno == EPERM)
+				continue; /* not mail_owner: refused and logged */
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 				log_warning("accept: %s", strerror(errno));
 			return;
-		}
-		struct ucred cred;
-		socklen_t len = sizeof(cred);
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
-		    (cred.uid != s->env->mail_uid && cred.uid != geteuid())) {
-			log_warning("connection refused from pid %ld uid %lu: not mail_owner",
-				    (long)cred.pid, (unsigned long)cred.uid);
-			(void)close(fd);
-			continue;
 		}
 		s->conns = xreallocarray(s->conns, s->n_conns + 1, sizeof(*s->conns));
 		s->conns[s->n_conns].fd = fd;
@@ -466,7 +425,7 @@ int local_main(const struct role_env *env)
 	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	s.listen_fd = local_listen(&s);
+	s.listen_fd = ipc_listen(s.env, DLV_SOCKET_NAME);
 	log_debug("local delivery agent ready (%s, at most %zu workers)",
 		  s.as_root ? "root" : "unprivileged", s.max_workers);
 

@@ -27,6 +27,7 @@
 #include "lib/str.h"
 #include "mail/config.h"
 #include "mail/dns.h"
+#include "mail/ipc.h"
 #include "mail/role.h"
 #include "mail/smtp_proto.h"
 
@@ -169,20 +170,13 @@ static void on_accept(evutil_socket_t lfd, short what, void *ctx)
 	struct smtp_server *srv = ctx;
 	(void)what;
 	for (;;) {
-		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		int fd = ipc_accept(srv->env, lfd);
 		if (fd < 0) {
+			if (errno == EPERM)
+				continue; /* not mail_owner: refused and logged */
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 				log_warning("accept: %s", strerror(errno));
 			return;
-		}
-		struct ucred cred;
-		socklen_t len = sizeof(cred);
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
-		    (cred.uid != srv->env->mail_uid && cred.uid != geteuid())) {
-			log_warning("connection refused from pid %ld uid %lu: not mail_owner",
-				    (long)cred.pid, (unsigned long)cred.uid);
-			(void)close(fd);
-			continue;
 		}
 		struct smtp_conn *c = xcalloc(1, sizeof(*c));
 		c->srv = srv;
@@ -194,37 +188,6 @@ static void on_accept(evutil_socket_t lfd, short what, void *ctx)
 		event_add(c->ev, NULL);
 		LIST_INSERT_HEAD(&srv->conns, c, link);
 	}
-}
-
-static int smtp_listen(const struct role_env *env)
-{
-	struct buf path = BUF_INIT, dir = BUF_INIT;
-	buf_printf(&path, "%s/%s", env->queue_dir, SMTP_PROTO_SOCKET_NAME);
-	buf_printf(&dir, "%s/private", env->queue_dir);
-	if (fs_mkdir_p(buf_cstr(&dir), 0700) < 0 && errno != EEXIST)
-		log_fatal("mkdir %s: %s", buf_cstr(&dir), strerror(errno));
-	buf_deinit(&dir);
-	struct sockaddr_un sun;
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (!str_copy(sun.sun_path, sizeof(sun.sun_path), buf_cstr(&path)))
-		log_fatal("socket path too long: %s", buf_cstr(&path));
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		log_fatal("socket: %s", strerror(errno));
-	if (unlink(buf_cstr(&path)) < 0 && errno != ENOENT)
-		log_fatal("unlink %s: %s", buf_cstr(&path), strerror(errno));
-	mode_t old = umask(0077);
-	int r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
-	umask(old);
-	if (r < 0)
-		log_fatal("bind %s: %s", buf_cstr(&path), strerror(errno));
-	if (chmod(buf_cstr(&path), 0600) < 0)
-		log_fatal("chmod %s: %s", buf_cstr(&path), strerror(errno));
-	if (listen(fd, 128) < 0)
-		log_fatal("listen %s: %s", buf_cstr(&path), strerror(errno));
-	buf_deinit(&path);
-	return fd;
 }
 
 static void on_sigterm(evutil_socket_t sig, short what, void *ctx)
@@ -309,7 +272,7 @@ int smtp_main(const struct role_env *env)
 		log_fatal("DNS resolver: %s", error);
 	srv.eng = smtp_engine_new(srv.base, dns, &s);
 	srv.rbuf = xmalloc(SMTP_PROTO_MAX_PACKET + 1);
-	srv.listen_fd = smtp_listen(env);
+	srv.listen_fd = ipc_listen(env, SMTP_PROTO_SOCKET_NAME);
 	srv.ev_listen = event_new(srv.base, srv.listen_fd, EV_READ | EV_PERSIST, on_accept, &srv);
 	struct event *ev_term = evsignal_new(srv.base, SIGTERM, on_sigterm, &srv);
 	struct event *ev_int = evsignal_new(srv.base, SIGINT, on_sigterm, &srv);
