@@ -151,6 +151,9 @@ const struct config_param config_params[] = {
 	P_CHOICE("smtpd_tls_security_level", "", "|none|may|encrypt"),
 	/* facteur: Dovecot passwd-file of virtual users. */
 	P_STR("auth_passwd_file", ""),
+	/* facteur (Dovecot's name): refuse USER/PASS and AUTH PLAIN/LOGIN on
+	 * connections that are neither TLS nor loopback. */
+	P_BOOL("disable_plaintext_auth", "yes"),
 	P_LIST("debug_peer_list", ""),
 
 	/* ---- listeners (facteur) ---- */

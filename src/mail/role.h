@@ -14,6 +14,7 @@ enum role_service {
 	ROLE_SVC_SMTPD,      /* port 25: mail from other servers and the LAN */
 	ROLE_SVC_SUBMISSION, /* port 587 */
 	ROLE_SVC_SMTPS,      /* port 465 */
+	ROLE_SVC_POP3,       /* port 110: pop3-login only */
 };
 
 struct role_listener {
@@ -27,7 +28,7 @@ struct role_env {
 	const char *config_dir;
 	const char *queue_dir;
 	const char *data_dir;
-	struct role_listener *listeners; /* smtpd only */
+	struct role_listener *listeners; /* smtpd: SMTP ones; pop3-login: POP3 ones */
 	size_t n_listeners;
 	bool started_as_root;
 	uid_t mail_uid; /* mail_owner, or the invoking user */
@@ -48,5 +49,7 @@ int qmgr_main(const struct role_env *env);
 int local_main(const struct role_env *env);
 int pickup_main(const struct role_env *env);
 int smtp_main(const struct role_env *env);
+int pop3_login_main(const struct role_env *env); /* unprivileged POP3 front end */
+int pop3_main(const struct role_env *env);       /* root: verifies, serves as the user */
 
 #endif

@@ -47,7 +47,16 @@
 
 #define MASTER_LISTEN_BACKLOG 4096
 
-enum master_role_id { ROLE_LOCAL, ROLE_SMTP, ROLE_QMGR, ROLE_PICKUP, ROLE_SMTPD, ROLE_COUNT };
+enum master_role_id {
+	ROLE_LOCAL,
+	ROLE_SMTP,
+	ROLE_QMGR,
+	ROLE_PICKUP,
+	ROLE_SMTPD,
+	ROLE_POP3,	 /* started only when pop3_listen is set */
+	ROLE_POP3_LOGIN, /* idem */
+	ROLE_COUNT
+};
 
 struct master_role {
 	const char *name;
@@ -67,6 +76,9 @@ static struct master_role master_roles[ROLE_COUNT] = {
 	[ROLE_QMGR] = { "qmgr", qmgr_main, false, 0, 0, 0, 0, 0, false },
 	[ROLE_PICKUP] = { "pickup", pickup_main, false, 0, 0, 0, 0, 0, false },
 	[ROLE_SMTPD] = { "smtpd", smtpd_main, false, 0, 0, 0, 0, 0, false },
+	/* pop3 keeps root: it reads /etc/shadow and becomes each user. */
+	[ROLE_POP3] = { "pop3", pop3_main, true, 0, 0, 0, 0, 0, false },
+	[ROLE_POP3_LOGIN] = { "pop3-login", pop3_login_main, false, 0, 0, 0, 0, 0, false },
 };
 
 struct master_state {
@@ -349,8 +361,9 @@ static int master_bind_all(struct master_state *ms)
 		if (master_bind_param(ms, params[i].param, params[i].svc) < 0)
 			return -1;
 	}
-	static const char *const later[] = { "pop3_listen", "pop3s_listen", "imap_listen",
-					     "imaps_listen" };
+	if (master_bind_param(ms, "pop3_listen", ROLE_SVC_POP3) < 0)
+		return -1;
+	static const char *const later[] = { "pop3s_listen", "imap_listen", "imaps_listen" };
 	for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
 		const char *v = config_get(ms->cfg, later[i]);
 		if (v != NULL && *v != '\0')
@@ -371,9 +384,19 @@ static sigset_t master_sigset(void)
 	return set;
 }
 
+static bool master_has_pop3(const struct master_state *ms)
+{
+	for (size_t i = 0; i < ms->env.n_listeners; i++)
+		if (ms->env.listeners[i].service == ROLE_SVC_POP3)
+			return true;
+	return false;
+}
+
 static pid_t master_fork_role(struct master_state *ms, enum master_role_id id)
 {
 	struct master_role *r = &master_roles[id];
+	if ((id == ROLE_POP3 || id == ROLE_POP3_LOGIN) && !master_has_pop3(ms))
+		return 0; /* no pop3_listen */
 	pid_t pid = fork();
 	if (pid < 0) {
 		log_error("fork %s: %s", r->name, strerror(errno));
@@ -394,12 +417,17 @@ static pid_t master_fork_role(struct master_state *ms, enum master_role_id id)
 	(void)snprintf(comm, sizeof(comm), "facteur/%s", r->name);
 	(void)prctl(PR_SET_NAME, comm, 0, 0, 0);
 	(void)close(ms->pid_fd);
-	if (id != ROLE_SMTPD) {
-		/* Only smtpd needs the listening sockets. */
-		for (size_t i = 0; i < ms->env.n_listeners; i++)
+	/* smtpd gets the SMTP listening sockets, pop3-login the POP3 ones;
+	 * the other roles none. */
+	size_t kept = 0;
+	for (size_t i = 0; i < ms->env.n_listeners; i++) {
+		bool pop3 = ms->env.listeners[i].service == ROLE_SVC_POP3;
+		if ((id == ROLE_SMTPD && !pop3) || (id == ROLE_POP3_LOGIN && pop3))
+			ms->env.listeners[kept++] = ms->env.listeners[i];
+		else
 			(void)close(ms->env.listeners[i].fd);
-		ms->env.n_listeners = 0;
 	}
+	ms->env.n_listeners = kept;
 	if (!r->keeps_root) {
 		const char *error;
 		if (role_drop_privileges(&ms->env, &error) < 0)
@@ -498,6 +526,18 @@ static void master_reload(struct master_state *ms)
 		config_free(&cfg);
 		return;
 	}
+	/* Listeners: rebind only when the listener parameters changed (the
+	 * running smtpd and pop3-login still hold the sockets, so binding
+	 * the same address again would fail with EADDRINUSE). */
+	static const char *const listen_params[] = { "inet_interfaces", "smtpd_listen",
+						     "submission_listen", "smtps_listen",
+						     "pop3_listen" };
+	bool rebind = false;
+	for (size_t i = 0; i < sizeof(listen_params) / sizeof(listen_params[0]); i++) {
+		const char *a = config_get(ms->cfg, listen_params[i]);
+		const char *b = config_get(cfg, listen_params[i]);
+		rebind = rebind || strcmp(a != NULL ? a : "", b != NULL ? b : "") != 0;
+	}
 	/* The old configuration may still be referenced by nothing in this
 	 * process but the env: swap it.  (Children have their own copies.) */
 	config_free(&ms->cfg);
@@ -505,10 +545,11 @@ static void master_reload(struct master_state *ms)
 	ms->env.cfg = cfg;
 	log_set_debug(config_get_bool(cfg, "facteur_debug"));
 	log_set_name(config_get(cfg, "syslog_name"));
-	/* Listeners: rebind only when the listener parameters changed. */
-	master_close_listeners(&ms->env);
-	if (master_bind_all(ms) < 0)
-		log_error("reload: some listeners could not be bound");
+	if (rebind) {
+		master_close_listeners(&ms->env);
+		if (master_bind_all(ms) < 0)
+			log_error("reload: some listeners could not be bound");
+	}
 	struct master_role *smtpd = &master_roles[ROLE_SMTPD];
 	if (smtpd->pid > 0) {
 		if (smtpd->old_pid > 0)
@@ -524,6 +565,8 @@ static void master_reload(struct master_state *ms)
 		if (master_roles[i].pid > 0) {
 			master_roles[i].waiting_reload = true;
 			(void)kill(master_roles[i].pid, SIGHUP);
+		} else if (i == ROLE_POP3 || i == ROLE_POP3_LOGIN) {
+			(void)master_fork_role(ms, (enum master_role_id)i); /* pop3_listen added */
 		}
 	}
 	log_info("reload -- version %s, configuration %s", FACTEUR_VERSION, ms->config_dir);
