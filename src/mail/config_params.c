@@ -154,6 +154,9 @@ const struct config_param config_params[] = {
 	/* facteur (Dovecot's name): refuse USER/PASS and AUTH PLAIN/LOGIN on
 	 * connections that are neither TLS nor loopback. */
 	P_BOOL("disable_plaintext_auth", "yes"),
+	/* facteur: idle limits of POP3 clients before and after login. */
+	P_TIME("pop3_login_timeout", "180s", 's', 1, 3600),
+	P_TIME("pop3_timeout", "600s", 's', 1, 86400),
 	P_LIST("debug_peer_list", ""),
 
 	/* ---- listeners (facteur) ---- */

@@ -310,6 +310,7 @@ static int pop3_request_handle(const struct role_env *env, int conn)
 				.maildir = dest.maildir,
 				.pending = pending,
 				.pending_len = pending_len,
+				.timeout_secs = config_get_time(env->cfg, "pop3_timeout"),
 			};
 			status = pop3_session_run(&sp);
 		}

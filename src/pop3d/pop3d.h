@@ -19,7 +19,6 @@ struct role_env;
  * and is longer: the rest of the line). */
 #define POP3_ARG_MAX 40
 /* RFC 1939 section 3: autologout timer of at least 10 minutes. */
-#define POP3_TIMEOUT_SECS 600
 
 enum pop3_cmd_id {
 	POP3_CMD_UNKNOWN,
@@ -92,6 +91,7 @@ struct pop3_session_params {
 	bool maildir;
 	const void *pending;
 	size_t pending_len;
+	long timeout_secs; /* pop3_timeout: idle reads and blocked writes */
 };
 int pop3_session_run(const struct pop3_session_params *p);
 

@@ -37,7 +37,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LOGIN_IDLE_SECS 180
 #define LOGIN_AUTH_REPLY_SECS 60
 #define LOGIN_MAX_BAD_COMMANDS 10
 #define LOGIN_LINE_MAX SASL_LINE_MAX
@@ -52,6 +51,7 @@ struct login_server {
 	size_t n_listeners;
 	struct auth_throttle *throttle;
 	bool disable_plaintext;
+	unsigned idle_ms; /* pop3_login_timeout */
 	size_t n_sessions;
 	bool draining;
 	char *socket_path;
@@ -121,7 +121,7 @@ static void login_resume(struct login_session *s)
 {
 	s->state = LOGIN_CMD;
 	event_add(s->ev_read, NULL);
-	login_timer_arm(s, LOGIN_IDLE_SECS * 1000u);
+	login_timer_arm(s, s->srv->idle_ms);
 	login_session_process(s);
 }
 
@@ -425,7 +425,7 @@ static void login_read_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	buf_append(&s->in, tmp, (size_t)n);
 	explicit_bzero(tmp, sizeof(tmp));
-	login_timer_arm(s, LOGIN_IDLE_SECS * 1000u);
+	login_timer_arm(s, s->srv->idle_ms);
 	login_session_process(s);
 }
 
@@ -525,6 +525,7 @@ int pop3_login_main(const struct role_env *env)
 		return 1;
 	}
 	srv.disable_plaintext = config_get_bool(env->cfg, "disable_plaintext_auth");
+	srv.idle_ms = (unsigned)config_get_time(env->cfg, "pop3_login_timeout") * 1000u;
 	srv.throttle = auth_throttle_new(AUTH_THROTTLE_DELAY_MAX_MS, AUTH_THROTTLE_WINDOW_S,
 					 AUTH_THROTTLE_ENTRIES);
 	struct buf path = BUF_INIT;

@@ -37,6 +37,7 @@
 
 struct pop3_session {
 	int fd;
+	long timeout_secs;
 	struct mailbox *mb;
 	bool maildir;
 	size_t count;
@@ -92,7 +93,7 @@ static int pop3_read_line(struct pop3_session *s, char *line_r, size_t size)
 		/* Answers to pipelined commands go out before we wait. */
 		pop3_flush(s);
 		struct pollfd pfd = { s->fd, POLLIN, 0 };
-		int r = poll(&pfd, 1, POP3_TIMEOUT_SECS * 1000);
+		int r = poll(&pfd, 1, (int)(s->timeout_secs * 1000));
 		if (r <= 0)
 			return 0;
 		char tmp[4096];
@@ -232,11 +233,12 @@ int pop3_session_run(const struct pop3_session_params *p)
 	struct pop3_session s;
 	memset(&s, 0, sizeof(s));
 	s.fd = p->fd;
+	s.timeout_secs = p->timeout_secs > 0 ? p->timeout_secs : 600;
 	s.maildir = p->maildir;
 	int flags = fcntl(s.fd, F_GETFL);
 	(void)fcntl(s.fd, F_SETFL, flags & ~O_NONBLOCK);
 	/* A client that stops reading must not hold the session forever. */
-	struct timeval tv = { POP3_TIMEOUT_SECS, 0 };
+	struct timeval tv = { (time_t)p->timeout_secs, 0 };
 	(void)setsockopt(s.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (p->pending_len > 0)
 		buf_append(&s.in, p->pending, p->pending_len);
