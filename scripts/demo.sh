@@ -73,6 +73,7 @@ mail_owner = $OWNER
 mynetworks = 127.0.0.0/8
 smtpd_listen = 127.0.0.1:2525
 submission_listen = 127.0.0.1:2587
+pop3_listen = 127.0.0.1:2110
 smtpd_tls_cert_file = $RUN/etc/cert.pem
 smtpd_tls_key_file = $RUN/etc/key.pem
 EOT
@@ -83,12 +84,13 @@ mkdir -p "$RUN/spool" && chmod 1777 "$RUN/spool"
 cat <<EOT
 
 facteur demo for example.test, configuration in run/etc/main.cf
-  SMTP        127.0.0.1:2525   submission 127.0.0.1:2587
+  SMTP        127.0.0.1:2525   submission 127.0.0.1:2587   POP3 127.0.0.1:2110
   users       $(sed 's/ / password /' "$RUN/etc/passwords.txt" | tr '\n' ';' | sed 's/;$//; s/;/; /')
   send        swaks --server 127.0.0.1:2525 --from you@example.net --to alice@example.test
   mailbox     run/vmail/example.test/alice/new/
+  read        python3 -c 'import poplib; p=poplib.POP3("127.0.0.1",2110); p.user("alice@example.test"); p.pass_("PASSWORD"); print(p.stat())'
   queue       build/facteur -c run/etc queue
-(POP3 2110, IMAP 2143 and the TLS ports 2465/2995/2993 come with the access and TLS work.)
+(IMAP 2143 and the TLS ports 2465/2995/2993 come with the IMAP and TLS work.)
 Logs follow; Ctrl-C stops.
 
 EOT
