@@ -61,9 +61,10 @@ test: deps build asan fuzz
 	./scripts/run-tests.sh
 
 install: build
+	meson configure $(BUILD) -Dprefix=$(PREFIX) >/dev/null
 	meson install -C $(BUILD) --destdir "$(DESTDIR)"
-	install -d "$(DESTDIR)$(PREFIX)/sbin"
-	ln -sf facteur "$(DESTDIR)$(PREFIX)/bin/sendmail"
+	install -d "$(DESTDIR)$(PREFIX)/sbin" "$(DESTDIR)$(PREFIX)/bin"
+	ln -sf ../bin/facteur "$(DESTDIR)$(PREFIX)/sbin/sendmail"
 	ln -sf facteur "$(DESTDIR)$(PREFIX)/bin/mailq"
 	ln -sf facteur "$(DESTDIR)$(PREFIX)/bin/newaliases"
 
