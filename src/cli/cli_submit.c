@@ -58,7 +58,7 @@ int sendmail_opts_parse(int argc, char **argv, struct sendmail_opts *o, struct b
 			else if (a[2] >= '0' && a[2] <= '9')
 				; /* queue run interval of a daemon: ignored */
 			else {
-				buf_printf(error, "-q%c is not implemented", a[2]);
+				buf_printf(error, "-q%c: only -q (flush the whole queue) is supported", a[2]);
 				return -1;
 			}
 			continue;

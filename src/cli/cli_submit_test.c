@@ -85,7 +85,7 @@ static void test_opts(void **state)
 		{ "-n", { "sendmail", "-n", "a" }, -1, 0, false, true, NULL, NULL, NULL, NULL, NULL,
 		  0, NULL, "not supported" },
 		{ "-qX", { "sendmail", "-qX" }, -1, 0, false, true, NULL, NULL, NULL, NULL, NULL, 0,
-		  NULL, "-qX is not implemented" },
+		  NULL, "-qX: only -q (flush the whole queue) is supported" },
 		{ "-bp with rcpt", { "sendmail", "-bp", "a" }, -1, 0, false, true, NULL, NULL, NULL,
 		  NULL, NULL, 0, NULL, "display queue mode requires no recipient" },
 		{ "-t with -bs", { "sendmail", "-t", "-bs" }, -1, 0, false, true, NULL, NULL, NULL,
