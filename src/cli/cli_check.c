@@ -39,6 +39,8 @@ int cli_check(struct cli_ctx *ctx, int argc, char **argv)
 	ctx->cfg = config_new();
 	(void)config_load(ctx->cfg, ctx->config_dir, &diags);
 	(void)config_check(ctx->cfg, &diags);
+	const char **checked = NULL; /* table specs already checked (owned by cfg) */
+	size_t n_checked = 0;
 	for (size_t i = 0; i < config_param_count(); i++) {
 		const char *name = config_param_name(i);
 		if (!config_param_is_implemented(name))
@@ -48,8 +50,19 @@ int cli_check(struct cli_ctx *ctx, int argc, char **argv)
 			continue;
 		if (check_is_table_param(name)) {
 			char **items = config_get_list(ctx->cfg, name);
-			for (size_t k = 0; items != NULL && items[k] != NULL; k++)
-				(void)table_check(items[k], &diags, main_cf, config_param_line(ctx->cfg, name));
+			for (size_t k = 0; items != NULL && items[k] != NULL; k++) {
+				/* A table named by several parameters (alias_maps,
+				 * alias_database, local_recipient_maps) is checked once. */
+				bool seen = false;
+				for (size_t c = 0; c < n_checked && !seen; c++)
+					seen = strcmp(checked[c], items[k]) == 0;
+				if (seen)
+					continue;
+				checked = xreallocarray(checked, n_checked + 1, sizeof(*checked));
+				checked[n_checked++] = items[k];
+				(void)table_check(items[k], &diags, main_cf,
+						  config_param_line(ctx->cfg, name));
+			}
 		} else if (check_is_listen_param(name)) {
 			char **items = config_get_list(ctx->cfg, name);
 			for (size_t k = 0; items != NULL && items[k] != NULL; k++) {
@@ -64,6 +77,7 @@ int cli_check(struct cli_ctx *ctx, int argc, char **argv)
 			}
 		}
 	}
+	free(checked);
 	config_diags_print(&diags, 2);
 	int ret = diags.n_errors > 0 ? 1 : 0;
 	config_diags_deinit(&diags);
