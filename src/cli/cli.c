@@ -88,8 +88,10 @@ int cli_main(int argc, char **argv)
 	if (strcmp(base, "sendmail") == 0 || strcmp(base, "mailq") == 0 ||
 	    strcmp(base, "newaliases") == 0) {
 		log_set_role(strcmp(base, "sendmail") == 0 ? "sendmail" : base);
-		if (cli_load_config(&ctx, true) < 0)
+		if (cli_load_config(&ctx, true) < 0) {
+			config_free(&ctx.cfg);
 			return 78; /* EX_CONFIG */
+		}
 		char *args[3] = { base, NULL, NULL };
 		int ret;
 		if (strcmp(base, "mailq") == 0) {
@@ -150,6 +152,7 @@ int cli_main(int argc, char **argv)
 		if (cli_commands[k].needs_config && cli_load_config(&ctx, strcmp(cmd, "start") != 0) < 0) {
 			fprintf(stderr, "facteur: fatal: configuration %s/main.cf has errors "
 				"(run 'facteur -c %s check')\n", ctx.config_dir, ctx.config_dir);
+			config_free(&ctx.cfg);
 			return strcmp(cmd, "sendmail") == 0 ? 78 : 1;
 		}
 		int ret = cli_commands[k].fn(&ctx, argc - i, argv + i);
