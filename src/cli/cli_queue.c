@@ -32,7 +32,6 @@
 #include "mail/qfile.h"
 #include "mail/queue.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -160,31 +159,22 @@ static size_t queue_collect(const char *qdir, struct queue_item **items_r)
 {
 	struct queue_item *items = NULL;
 	size_t n = 0;
-	struct buf p = BUF_INIT;
 	for (size_t i = 0; i < QUEUE_N_DIRS; i++) {
-		buf_reset(&p);
-		buf_printf(&p, "%s/%s", qdir, queue_list_dirs[i]);
-		DIR *d = opendir(buf_cstr(&p));
-		if (d == NULL)
-			continue;
-		struct dirent *de;
-		while ((de = readdir(d)) != NULL) {
-			if (!queue_id_valid(de->d_name))
-				continue;
+		char **ids = queue_dir_ids(qdir, queue_list_dirs[i]);
+		for (size_t k = 0; ids[k] != NULL; k++) {
 			struct qfile_msg *m = NULL;
 			const char *error = NULL;
 			/* A file moved or removed meanwhile is skipped. */
-			if (queue_msg_open(qdir, queue_list_dirs[i], de->d_name, &m, NULL, &error) < 0)
+			if (queue_msg_open(qdir, queue_list_dirs[i], ids[k], &m, NULL, &error) < 0)
 				continue;
 			items = xreallocarray(items, n + 1, sizeof(*items));
-			(void)str_copy(items[n].id, sizeof(items[n].id), de->d_name);
+			(void)str_copy(items[n].id, sizeof(items[n].id), ids[k]);
 			items[n].sub = queue_list_dirs[i];
 			items[n].msg = m;
 			n++;
 		}
-		(void)closedir(d);
+		str_list_free(&ids);
 	}
-	buf_deinit(&p);
 	if (n > 1)
 		qsort(items, n, sizeof(*items), queue_item_cmp);
 	*items_r = items;
@@ -232,25 +222,16 @@ static size_t queue_targets(const char *qdir, int argc, char **argv, const char 
 	*n_missing_r = 0;
 	bool all = argc == 1 && strcmp(argv[0], "ALL") == 0;
 	if (all) {
-		struct buf p = BUF_INIT;
 		for (size_t i = 0; i < n_dirs; i++) {
-			buf_reset(&p);
-			buf_printf(&p, "%s/%s", qdir, dirs[i]);
-			DIR *d = opendir(buf_cstr(&p));
-			if (d == NULL)
-				continue;
-			struct dirent *de;
-			while ((de = readdir(d)) != NULL) {
-				if (!queue_id_valid(de->d_name))
-					continue;
+			char **ids = queue_dir_ids(qdir, dirs[i]);
+			for (size_t k = 0; ids[k] != NULL; k++) {
 				t = xreallocarray(t, n + 1, sizeof(*t));
-				(void)str_copy(t[n].id, sizeof(t[n].id), de->d_name);
+				(void)str_copy(t[n].id, sizeof(t[n].id), ids[k]);
 				t[n].sub = dirs[i];
 				n++;
 			}
-			(void)closedir(d);
+			str_list_free(&ids);
 		}
-		buf_deinit(&p);
 	} else {
 		for (int i = 0; i < argc; i++) {
 			const char *sub = queue_find(qdir, argv[i]);

@@ -553,6 +553,18 @@ static const char *mailbox_maildir_gone(struct mailbox *mb, const struct mailbox
 				 m->base);
 }
 
+/* Another client renamed m's file (flags changed): find it again.  False,
+ * with *error_r set, when it is gone (expunged, errno ENOENT) or the
+ * rescan failed. */
+static bool mailbox_maildir_refound(struct mailbox *mb, struct mailbox_msg *m,
+				    const char **error_r)
+{
+	int r = mailbox_maildir_refind(mb, m, error_r);
+	if (r == 0)
+		*error_r = mailbox_maildir_gone(mb, m);
+	return r > 0;
+}
+
 int mailbox_maildir_msg_open(struct mailbox *mb, size_t seq, int *fd_r, const char **error_r)
 {
 	struct mailbox_msg *m = mailbox_maildir_msg(mb, seq);
@@ -572,12 +584,8 @@ int mailbox_maildir_msg_open(struct mailbox *mb, size_t seq, int *fd_r, const ch
 						     strerror(errno));
 			break;
 		}
-		int r = mailbox_maildir_refind(mb, m, error_r);
-		if (r <= 0) {
-			if (r == 0)
-				*error_r = mailbox_maildir_gone(mb, m);
+		if (!mailbox_maildir_refound(mb, m, error_r))
 			break;
-		}
 	}
 	int saved = errno;
 	(void)close(curfd);
@@ -620,12 +628,8 @@ int mailbox_maildir_flags_set(struct mailbox *mb, size_t seq, unsigned flags, co
 						     strerror(errno));
 			break;
 		}
-		int r = mailbox_maildir_refind(mb, m, error_r);
-		if (r <= 0) {
-			if (r == 0)
-				*error_r = mailbox_maildir_gone(mb, m);
+		if (!mailbox_maildir_refound(mb, m, error_r))
 			break;
-		}
 	}
 	int saved = errno;
 	(void)close(curfd);

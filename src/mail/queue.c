@@ -3,6 +3,7 @@
 #include "lib/buf.h"
 #include "lib/fs.h"
 #include "lib/log.h"
+#include "lib/mem.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -144,6 +145,28 @@ int queue_rename(const char *queue_dir, const char *id, const char *from, const 
 	buf_deinit(&src);
 	buf_deinit(&dst);
 	return ret;
+}
+
+char **queue_dir_ids(const char *queue_dir, const char *sub)
+{
+	struct buf path = BUF_INIT;
+	char **ids = xcalloc(1, sizeof(char *));
+	size_t n = 0;
+	buf_printf(&path, "%s/%s", queue_dir, sub);
+	DIR *d = opendir(buf_cstr(&path));
+	buf_deinit(&path);
+	if (d == NULL)
+		return ids;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (!queue_id_valid(de->d_name))
+			continue;
+		ids = xreallocarray(ids, n + 2, sizeof(char *));
+		ids[n++] = xstrdup(de->d_name);
+		ids[n] = NULL;
+	}
+	(void)closedir(d);
+	return ids;
 }
 
 const char *queue_find(const char *queue_dir, const char *id)

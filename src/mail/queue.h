@@ -47,6 +47,10 @@ int queue_move(const char *queue_dir, const char *id, const char *from, const ch
  * and the queue manager scans all of them at start; nothing is lost, at
  * worst a deferred message is retried early. */
 int queue_rename(const char *queue_dir, const char *id, const char *from, const char *to);
+/* The queue ids present in QDIR/SUB (names that are not valid ids are
+ * skipped), as a NULL-terminated list freed with str_list_free(); an
+ * unreadable or missing directory gives an empty list. */
+char **queue_dir_ids(const char *queue_dir, const char *sub);
 /* Find which queue directory holds ID; returns the name (static) or NULL. */
 const char *queue_find(const char *queue_dir, const char *id);
 /* Write a one-line wake-up to QDIR/public/NAME (a FIFO) without blocking;
