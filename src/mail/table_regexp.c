@@ -209,6 +209,43 @@ static char *table_re_expand(const char *result, const char *key, const long *st
 	return buf_steal(&b);
 }
 
+/* glibc's regcomp copies the pattern's tree once per repetition of an
+ * interval "{n,m}", so nested or chained intervals multiply: "(a{99}){99}
+ * {99}" asks for gigabytes.  Refuse a pattern whose interval bounds
+ * multiply beyond this (a conservative estimate: every interval counts as
+ * if nested). */
+#define TABLE_RE_REPEAT_MAX 10000u
+
+static bool table_re_repeats_ok(const char *pattern)
+{
+	uint64_t product = 1;
+	for (const char *p = pattern; *p != '\0'; p++) {
+		if (*p != '{' || p[1] < '0' || p[1] > '9')
+			continue;
+		uint64_t lo = 0, hi = 0;
+		const char *q = p + 1;
+		while (*q >= '0' && *q <= '9' && lo <= TABLE_RE_REPEAT_MAX)
+			lo = lo * 10 + (uint64_t)(*q++ - '0');
+		hi = lo;
+		if (*q == ',') {
+			q++;
+			if (*q >= '0' && *q <= '9') {
+				hi = 0;
+				while (*q >= '0' && *q <= '9' && hi <= TABLE_RE_REPEAT_MAX)
+					hi = hi * 10 + (uint64_t)(*q++ - '0');
+			} else {
+				hi = lo + 1; /* {n,}: n copies and a star */
+			}
+		}
+		uint64_t n = hi > lo ? hi : lo;
+		if (n > 1)
+			product *= n;
+		if (product > TABLE_RE_REPEAT_MAX)
+			return false;
+	}
+	return true;
+}
+
 /* Compile the pattern of rule r.  Returns 0 or -1 with *error_r. */
 static int table_re_compile(struct table_re *re, struct table_re_rule *r, const char *pattern,
 			    const char *flags, const char **error_r)
@@ -225,6 +262,12 @@ static int table_re_compile(struct table_re *re, struct table_re_rule *r, const 
 				*error_r = table_open_error("unknown regexp option \"%c\"", *f);
 				return -1;
 			}
+		}
+		if (!table_re_repeats_ok(pattern)) {
+			*error_r = table_open_error("regexp \"%s\": repetition counts too large "
+						    "(their product may be at most %u)",
+						    pattern, TABLE_RE_REPEAT_MAX);
+			return -1;
 		}
 		int rc = regcomp(&r->regex, pattern, cflags);
 		if (rc != 0) {

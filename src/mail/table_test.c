@@ -666,6 +666,8 @@ static void test_re_errors(void **state)
 		{ "unclosed brace", "/(a)/ ${1\n", 3, 1, "missing '}'" },
 		{ "negated with $1", "!/(a)/ $1\n", 3, 1, "negated pattern" },
 		{ "bad regexp", "/a/ x\n/(/ x\n", 3, 2, "\"(\"" },
+		{ "huge repeats", "/((a{99}){99}){99}/ x\n", 1, 1, "repetition counts too large" },
+		{ "long interval", "/a{1,20000}/ x\n", 1, 1, "repetition counts too large" },
 		{ "endif without if", "/a/ x\nendif\n", 3, 2, "endif without matching if" },
 		{ "if without endif", "if /a/\n/b/ x\n", 3, 1, "if without matching endif" },
 		{ "text after endif", "if /a/\nendif x\n", 3, 2, "unexpected text after endif" },
