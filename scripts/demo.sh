@@ -74,6 +74,7 @@ mynetworks = 127.0.0.0/8
 smtpd_listen = 127.0.0.1:2525
 submission_listen = 127.0.0.1:2587
 pop3_listen = 127.0.0.1:2110
+imap_listen = 127.0.0.1:2143
 smtpd_tls_cert_file = $RUN/etc/cert.pem
 smtpd_tls_key_file = $RUN/etc/key.pem
 EOT
@@ -84,13 +85,14 @@ mkdir -p "$RUN/spool" && chmod 1777 "$RUN/spool"
 cat <<EOT
 
 facteur demo for example.test, configuration in run/etc/main.cf
-  SMTP        127.0.0.1:2525   submission 127.0.0.1:2587   POP3 127.0.0.1:2110
+  SMTP        127.0.0.1:2525   submission 127.0.0.1:2587   POP3 127.0.0.1:2110   IMAP 127.0.0.1:2143
   users       $(sed 's/ / password /' "$RUN/etc/passwords.txt" | tr '\n' ';' | sed 's/;$//; s/;/; /')
   send        swaks --server 127.0.0.1:2525 --from you@example.net --to alice@example.test
   mailbox     run/vmail/example.test/alice/new/
   read        python3 -c 'import poplib; p=poplib.POP3("127.0.0.1",2110); p.user("alice@example.test"); p.pass_("PASSWORD"); print(p.stat())'
+  imap        python3 -c 'import imaplib; i=imaplib.IMAP4("127.0.0.1",2143); i.login("alice@example.test","PASSWORD"); print(i.select("INBOX"), i.list())'
   queue       build/facteur -c run/etc queue
-(IMAP 2143 and the TLS ports 2465/2995/2993 come with the IMAP and TLS work.)
+(The TLS ports 2465/2995/2993 come with the TLS work.)
 Logs follow; Ctrl-C stops.
 
 EOT

@@ -6,7 +6,8 @@ set -e
 PKGS="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
 libevent-dev libssl-dev libc-ares-dev liblmdb-dev libpcre2-dev libcmocka-dev
 libcrypt-dev python3 python3-pytest swaks s-nail dnsmasq-base bind9-dnsutils
-pflogsumm procmail openssl strace valgrind"
+pflogsumm procmail openssl strace valgrind
+fetchmail isync mutt"
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -96,6 +96,11 @@ class Instance:
         os.makedirs(self.spool_dir)
         os.chmod(self.spool_dir, 0o1777)
         os.makedirs(self.vmail_dir)
+        # mbox users' IMAP folders and INBOX index: per instance, never in
+        # a real home directory.
+        self.mbox_folders_dir = os.path.join(self.tmp, "mbox-folders")
+        os.makedirs(self.mbox_folders_dir)
+        os.chmod(self.mbox_folders_dir, 0o1777)
         if IS_ROOT:
             os.chown(self.vmail_dir, self.user_pw.pw_uid, self.user_pw.pw_gid)
         self.write_file("vmailbox", "alice@virtual.test alice/\nbob@virtual.test bob/\n")
@@ -122,6 +127,7 @@ class Instance:
             "virtual_mailbox_maps = texthash:%s/vmailbox" % self.config_dir,
             "virtual_uid_maps = static:%d" % self.user_pw.pw_uid,
             "virtual_gid_maps = static:%d" % self.user_pw.pw_gid,
+            "imap_mbox_directory = %s" % self.mbox_folders_dir,
             # No DNS traffic off loopback: reverse lookups of 127.0.0.x
             # clients go to a closed loopback port and fail at once.
             "dns_servers = 127.0.0.1:1",

@@ -222,28 +222,32 @@ def test_root_mail_read_from_other_loopback(pop3_factory):
     inst.wait_log(r"Login: user=<alice@virtual.test>, rip=127\.0\.0\.7")
 
 
-def test_system_user_mbox_read_only(pop3_factory):
+def test_system_user_mbox(pop3_factory):
     # root's mail goes to the system user's mbox (default aliases); the
     # password comes from a passwd-file entry named like the system user
-    # (no system account is changed).  mbox is served read-only.
+    # (no system account is changed).  DELE + QUIT rewrite the mbox.
     inst = pop3_factory(start=False)
     inst.pop3_port = free_port()
     path = inst.write_file("passwd", "%s:%s\n" % (inst.user, _hash(PASSWORD)), mode=0o600)
     inst.main_cf("pop3_listen = 127.0.0.1:%d\nauth_passwd_file = %s\n" % (inst.pop3_port, path))
     inst.start()
     wait_for(lambda: _port_open(inst), timeout=20, what="POP3 listener")
-    send_mail("127.0.0.1", inst.smtp_port, "someone@example.test", "root@example.test",
-              "mbox mail", body="in the mbox\n")
-    wait_for(lambda: len(inst.mbox_messages()) == 1, timeout=30, what="mbox delivery")
+    for subject in ("mbox mail", "second"):
+        send_mail("127.0.0.1", inst.smtp_port, "someone@example.test", "root@example.test",
+                  subject, body="in the mbox\n")
+    wait_for(lambda: len(inst.mbox_messages()) == 2, timeout=30, what="mbox delivery")
     p = login(inst, user=inst.user, source="127.0.0.7")
-    assert p.stat()[0] == 1
+    assert p.stat()[0] == 2
     resp, lines, _ = p.retr(1)
     assert b"Subject: mbox mail" in lines and b"in the mbox" in lines
-    with pytest.raises(poplib.error_proto) as e:
-        p.dele(1)
-    assert b"[SYS/PERM] deleting from mbox is not supported yet" in e.value.args[0]
+    uidl = p.uidl()[1]
+    assert p.dele(1).startswith(b"+OK")
     p.quit()
-    assert len(inst.mbox_messages()) == 1
+    assert [str(m["Subject"]) for m in inst.mbox_messages()] == ["second"]
+    # The UIDL of the message kept does not change.
+    p = login(inst, user=inst.user)
+    assert [u.split()[1] for u in p.uidl()[1]] == [uidl[1].split()[1]]
+    p.quit()
 
 
 def test_protocol_errors(pop3_factory):

@@ -3,15 +3,19 @@ memcheck (which follows the roles the master forks) through a session that
 touches every role; every process must end with no memory errors and no
 definitely lost blocks."""
 import glob
+import imaplib
 import os
+import poplib
 import re
 import shutil
 import smtplib
+import socket
+import subprocess
 
 import pytest
 
 import conftest
-from conftest import ROOT, run_cmd, wait_for
+from conftest import ROOT, free_port, run_cmd, wait_for
 
 PLAIN = os.path.join(ROOT, "build", "facteur")
 
@@ -20,6 +24,16 @@ PLAIN = os.path.join(ROOT, "build", "facteur")
                     reason="valgrind or the plain build (build/facteur) missing")
 def test_daemons_valgrind_clean(facteur_factory, monkeypatch):
     inst = facteur_factory(start=False)
+    # POP3 and IMAP too: login processes, the privileged services and a
+    # session of each, which run as forked children as well.
+    pop3_port, imap_port = free_port(), free_port()
+    h = subprocess.run([PLAIN, "pw"], input="vg pass\n", capture_output=True, text=True,
+                       check=True, timeout=60).stdout.strip()
+    pw = inst.user_pw
+    passwd = inst.write_file("passwd", "alice@virtual.test:%s:%d:%d::\n"
+                             % (h, pw.pw_uid, pw.pw_gid), mode=0o600)
+    inst.main_cf("pop3_listen = 127.0.0.1:%d\nimap_listen = 127.0.0.1:%d\n"
+                 "auth_passwd_file = %s\n" % (pop3_port, imap_port, passwd))
     vgdir = os.path.join(inst.tmp, "valgrind")
     os.makedirs(vgdir)
     os.chmod(vgdir, 0o1777)
@@ -39,6 +53,7 @@ def test_daemons_valgrind_clean(facteur_factory, monkeypatch):
     inst.wait_log(r"status=sent", count=3, timeout=120)
     inst.wait_log(r"to=<far@elsewhere\.test>.*status=deferred", timeout=120)
     inst.wait_log(r": removed", count=1, timeout=120)
+    _access_session(pop3_port, imap_port)
     inst.stop()
     reports = glob.glob(os.path.join(vgdir, "vg.*"))
     assert reports, "valgrind wrote no report"
@@ -52,6 +67,36 @@ def test_daemons_valgrind_clean(facteur_factory, monkeypatch):
                 or re.search(r"Invalid (read|write)|uninitialised", text)):
             bad.append("%s:\n%s" % (path, text[-3000:]))
     assert not bad, "\n".join(bad)
-    # The master, smtpd, qmgr, pickup, local and its workers: several
-    # processes were followed.
-    assert len(reports) >= 5, reports
+    # The master, smtpd, qmgr, pickup, local and its workers, the access
+    # services and their sessions: several processes were followed.
+    assert len(reports) >= 9, reports
+
+
+def _greets(port, prefix):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.settimeout(60)
+            return s.recv(100).startswith(prefix)
+    except OSError:
+        return False
+
+
+def _access_session(pop3_port, imap_port):
+    wait_for(lambda: _greets(imap_port, b"* OK"), timeout=120, what="IMAP under valgrind")
+    m = imaplib.IMAP4("127.0.0.1", imap_port, timeout=120)
+    assert m.login("alice@virtual.test", "vg pass")[0] == "OK"
+    assert m.select("INBOX") == ("OK", [b"1"])
+    typ, data = m.fetch("1", "(FLAGS ENVELOPE BODYSTRUCTURE BODY.PEEK[HEADER] BODY[])")
+    assert typ == "OK" and b"valgrind" in data[0][0], data
+    assert m.search("UTF-8", "TEXT", "memcheck") == ("OK", [b"1"])
+    assert m.store("1", "+FLAGS", "(\\Flagged)")[0] == "OK"
+    assert m.copy("1", "Trash")[0] == "OK"
+    assert m.list()[0] == "OK"
+    m.logout()
+    wait_for(lambda: _greets(pop3_port, b"+OK"), timeout=120, what="POP3 under valgrind")
+    p = poplib.POP3("127.0.0.1", pop3_port, timeout=120)
+    p.user("alice@virtual.test")
+    p.pass_("vg pass")
+    assert p.stat()[0] == 1
+    assert b"under memcheck" in p.retr(1)[1]
+    p.quit()

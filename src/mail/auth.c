@@ -579,16 +579,19 @@ static int auth_system_verify(struct auth_db *db, const char *user, const char *
 	}
 	bool ok = auth_hash_check(AUTH_SCHEME_CRYPT, hash, password);
 	explicit_bzero(spbuf, sizeof(spbuf));
+	if (ok) {
+		/* pw_name and pw_dir point into pwbuf: copy before wiping it. */
+		user_r->name = xstrdup(pwd.pw_name);
+		user_r->is_virtual = false;
+		user_r->uid = pwd.pw_uid;
+		user_r->gid = pwd.pw_gid;
+		user_r->home = xstrdup(pwd.pw_dir);
+	}
 	explicit_bzero(pwbuf, sizeof(pwbuf));
 	if (!ok) {
 		*error_r = "wrong password";
 		return 0;
 	}
-	user_r->name = xstrdup(pwd.pw_name);
-	user_r->is_virtual = false;
-	user_r->uid = pwd.pw_uid;
-	user_r->gid = pwd.pw_gid;
-	user_r->home = xstrdup(pwd.pw_dir);
 	return 1;
 }
 

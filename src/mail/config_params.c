@@ -157,6 +157,20 @@ const struct config_param config_params[] = {
 	/* facteur: idle limits of POP3 clients before and after login. */
 	P_TIME("pop3_login_timeout", "180s", 's', 1, 3600),
 	P_TIME("pop3_timeout", "600s", 's', 1, 86400),
+	/* facteur: IMAP (RFC 3501 5.4: the autologout timer is at least 30
+	 * minutes after login). */
+	P_TIME("imap_login_timeout", "180s", 's', 1, 3600),
+	P_TIME("imap_timeout", "1800s", 's', 1800, 86400),
+	/* facteur (Dovecot's imap_max_line_length): longest command line,
+	 * literals excluded. */
+	P_SIZE("imap_max_line_length", "65536", 1024, 16777216),
+	/* facteur: invalid commands in a row before the connection is closed. */
+	P_INT("imap_max_bad_commands", "20", 1, 1000),
+	/* facteur: folders made for every user with their RFC 6154 use. */
+	P_STR("imap_special_use_folders", "Drafts \\Drafts, Sent \\Sent, Trash \\Trash, Junk \\Junk"),
+	/* facteur: mbox users' folders, relative to their home (Dovecot's
+	 * mbox:~/mail); the INBOX stays in the spool. */
+	P_STR("imap_mbox_directory", "mail"),
 	P_LIST("debug_peer_list", ""),
 
 	/* ---- listeners (facteur) ---- */

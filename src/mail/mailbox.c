@@ -1,24 +1,26 @@
 /* mailbox.c - format-independent part of the mailbox layer: open/free,
- * dispatch to the format, accessors and the CRLF octet count that POP3
- * (RFC 1939 LIST/STAT) and IMAP (RFC 3501 RFC822.SIZE) report; and, until
- * it grows into its own file, the read-only mbox listing.
+ * dispatch to the format (mailbox_maildir.c, mailbox_mbox.c), accessors,
+ * the batch (*_many) entry points, the \Recent set (RFC 3501 2.3.2: UIDs
+ * that this struct mailbox gave out, kept sorted) and the CRLF octet count
+ * that POP3 (RFC 1939 LIST/STAT) and IMAP (RFC 3501 RFC822.SIZE) report.
  *
- * mbox as local delivery writes it and mutt reads it: a message starts with
- * a "From " line at the start of the file or after an empty line and ends
- * before the empty line that precedes the next one.  Body lines were quoted
- * ">From " (mboxo), which is not reversible, so sizes count the bytes as
- * stored, as Dovecot does.  Flags come from the Status: (R seen) and
- * X-Status: (A answered, F flagged, T draft, D deleted) headers that mutt,
- * Pine and Dovecot write. */
+ * Maildir \Recent: the Maildir backend assigns UIDs from the index's
+ * UIDNEXT under its lock; we read UIDNEXT just before its sync and count
+ * every UID at or above it as ours.  A second session syncing in the short
+ * window between that read and the lock would also count them (both show
+ * \Recent), which RFC 3501 tolerates better than showing it to none. */
 #include "mail/mailbox.h"
 
 #include "lib/buf.h"
+#include "lib/fs.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "lib/str.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,204 +49,32 @@ void mailbox_msg_deinit(struct mailbox_msg *m)
 	memset(m, 0, sizeof(*m));
 }
 
-/* How long to wait for a delivery's write lock to go away. */
-#define MAILBOX_MBOX_LOCK_WAIT_MS 10000
-
-static int mailbox_mbox_rdlock(struct mailbox *mb, int fd, const char **error_r)
+/* "<dir>/.<name>.facteur-uidlist"; when the user cannot write in <dir>
+ * (a spool such as Debian's /var/mail, root:mail 2775), the same name in
+ * the home directory, as Dovecot keeps INBOX indexes under ~/mail. */
+static char *mailbox_mbox_index_default(const char *path)
 {
-	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
-	for (int waited = 0;; waited += 100) {
-		if (fcntl(fd, F_SETLK, &fl) == 0)
-			return 0;
-		if ((errno != EAGAIN && errno != EACCES) || waited >= MAILBOX_MBOX_LOCK_WAIT_MS) {
-			*error_r = mailbox_set_error(mb, "lock %s: %s", mb->path, strerror(errno));
-			return -1;
-		}
-		struct timespec pause = { 0, 100 * 1000 * 1000 };
-		nanosleep(&pause, NULL);
-	}
+	struct buf ip = BUF_INIT;
+	const char *slash = strrchr(path, '/');
+	const char *name = slash != NULL ? slash + 1 : path;
+	char *dir = slash == NULL ? xstrdup(".")
+		    : slash == path ? xstrdup("/")
+				    : xstrndup(path, (size_t)(slash - path));
+	const struct passwd *pw;
+	if (faccessat(AT_FDCWD, dir, W_OK, AT_EACCESS) < 0 &&
+	    (errno == EACCES || errno == EROFS || errno == EPERM) &&
+	    (pw = getpwuid(geteuid())) != NULL && pw->pw_dir != NULL && pw->pw_dir[0] == '/' &&
+	    faccessat(AT_FDCWD, pw->pw_dir, W_OK, AT_EACCESS) == 0)
+		buf_printf(&ip, "%s/.%s%s", pw->pw_dir, name, MAILBOX_MBOX_INDEX_SUFFIX);
+	else
+		buf_printf(&ip, "%s/.%s%s", strcmp(dir, "/") == 0 ? "" : dir, name,
+			   MAILBOX_MBOX_INDEX_SUFFIX);
+	free(dir);
+	return buf_steal(&ip);
 }
 
-static bool mailbox_mbox_header_is(const char *line, size_t len, const char *name)
-{
-	size_t n = strlen(name);
-	return len > n && strv_case_prefix(strv_make(line, len), name);
-}
-
-static unsigned mailbox_mbox_header_flags(const char *line, size_t len)
-{
-	unsigned flags = 0;
-	if (mailbox_mbox_header_is(line, len, "Status:")) {
-		if (memchr(line + 7, 'R', len - 7) != NULL)
-			flags |= MAILBOX_FLAG_SEEN;
-	} else if (mailbox_mbox_header_is(line, len, "X-Status:")) {
-		static const struct {
-			char c;
-			unsigned flag;
-		} map[] = { { 'A', MAILBOX_FLAG_ANSWERED }, { 'F', MAILBOX_FLAG_FLAGGED },
-			    { 'T', MAILBOX_FLAG_DRAFT }, { 'D', MAILBOX_FLAG_DELETED } };
-		for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-			if (memchr(line + 9, map[i].c, len - 9) != NULL)
-				flags |= map[i].flag;
-	}
-	return flags;
-}
-
-/* "From sender Www Mmm dd hh:mm:ss yyyy" (asctime, local time). */
-static time_t mailbox_mbox_from_date(const char *line, size_t len, time_t fallback)
-{
-	char text[256];
-	if (len >= sizeof(text))
-		return fallback;
-	memcpy(text, line, len);
-	text[len] = '\0';
-	const char *p = strchr(text + 5, ' ');
-	if (p == NULL)
-		return fallback;
-	struct tm tm;
-	memset(&tm, 0, sizeof(tm));
-	const char *end = strptime(p, " %a %b %d %H:%M:%S %Y", &tm);
-	if (end == NULL)
-		return fallback;
-	tm.tm_isdst = -1;
-	time_t t = mktime(&tm);
-	return t == (time_t)-1 ? fallback : t;
-}
-
-static void mailbox_mbox_add(struct mailbox_msg **msgs, size_t *count, size_t *cap,
-			     const uint8_t *data, uint64_t start, uint64_t end, unsigned flags,
-			     time_t date)
-{
-	if (*count == *cap) {
-		*cap = *cap == 0 ? 64 : *cap * 2;
-		*msgs = xreallocarray(*msgs, *cap, sizeof(**msgs));
-	}
-	struct mailbox_msg *m = &(*msgs)[(*count)++];
-	memset(m, 0, sizeof(*m));
-	m->uid = (uint32_t)*count;
-	m->flags = flags;
-	m->offset = start;
-	m->size = end - start;
-	bool cr = false;
-	m->vsize = mailbox_crlf_size(data + start, (size_t)(end - start), &cr);
-	m->date = date;
-}
-
-static int mailbox_mbox_sync(struct mailbox *mb, const char **error_r)
-{
-	struct mailbox_msg *msgs = NULL;
-	size_t count = 0, cap = 0;
-	int fd = open(mb->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 && errno != ENOENT) {
-		*error_r = mailbox_set_error(mb, "open %s: %s", mb->path, strerror(errno));
-		return -1;
-	}
-	if (fd >= 0) {
-		struct stat st;
-		if (mailbox_mbox_rdlock(mb, fd, error_r) < 0)
-			goto fail;
-		if (fstat(fd, &st) < 0) {
-			*error_r = mailbox_set_error(mb, "stat %s: %s", mb->path, strerror(errno));
-			goto fail;
-		}
-		if (!S_ISREG(st.st_mode)) {
-			*error_r = mailbox_set_error(mb, "%s: not a regular file", mb->path);
-			goto fail;
-		}
-		size_t n = (size_t)st.st_size;
-		const uint8_t *data = NULL;
-		if (n > 0) {
-			void *map = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
-			if (map == MAP_FAILED) {
-				*error_r = mailbox_set_error(mb, "mmap %s: %s", mb->path,
-							     strerror(errno));
-				goto fail;
-			}
-			data = map;
-			if (n < 5 || memcmp(data, "From ", 5) != 0) {
-				(void)munmap(map, n);
-				*error_r = mailbox_set_error(mb, "%s: not an mbox file", mb->path);
-				errno = EINVAL;
-				goto fail;
-			}
-		}
-		uint64_t start = 0;
-		unsigned flags = 0;
-		time_t date = 0;
-		bool in_msg = false, in_header = false, prev_empty = true;
-		size_t pos = 0;
-		while (pos < n) {
-			const uint8_t *nl = memchr(data + pos, '\n', n - pos);
-			size_t e = nl != NULL ? (size_t)(nl - data) : n;
-			const char *line = (const char *)data + pos;
-			size_t len = e - pos;
-			if (prev_empty && len >= 5 && memcmp(line, "From ", 5) == 0) {
-				if (in_msg)
-					mailbox_mbox_add(&msgs, &count, &cap, data, start, pos - 1,
-							 flags, date);
-				in_msg = in_header = true;
-				start = e < n ? e + 1 : n;
-				flags = 0;
-				date = mailbox_mbox_from_date(line, len, st.st_mtime);
-			} else if (in_header) {
-				if (len == 0 || (len == 1 && line[0] == '\r'))
-					in_header = false;
-				else
-					flags |= mailbox_mbox_header_flags(line, len);
-			}
-			prev_empty = len == 0;
-			pos = e + 1;
-		}
-		if (in_msg) {
-			/* the final empty line is the separator local delivery wrote */
-			uint64_t end = n;
-			if (n >= 2 && data[n - 1] == '\n' && data[n - 2] == '\n' && end > start)
-				end--;
-			mailbox_mbox_add(&msgs, &count, &cap, data, start, end, flags, date);
-		}
-		if (n > 0 && munmap((void *)data, n) < 0)
-			log_warning("munmap %s: %s", mb->path, strerror(errno));
-		(void)close(fd); /* read-only; closing drops the lock */
-		fd = -1;
-	}
-	for (size_t i = 0; i < mb->count; i++)
-		mailbox_msg_deinit(&mb->msgs[i]);
-	free(mb->msgs);
-	mb->msgs = msgs;
-	mb->count = count;
-	mb->uidvalidity = 0;
-	mb->uidnext = (uint32_t)count + 1;
-	return 0;
-fail:
-	if (fd >= 0)
-		(void)close(fd);
-	free(msgs);
-	return -1;
-}
-
-static int mailbox_mbox_msg_open(struct mailbox *mb, size_t seq, int *fd_r, const char **error_r)
-{
-	const struct mailbox_msg *m = &mb->msgs[seq - 1];
-	int fd = open(mb->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || lseek(fd, (off_t)m->offset, SEEK_SET) < 0) {
-		*error_r = mailbox_set_error(mb, "open %s: %s", mb->path, strerror(errno));
-		if (fd >= 0)
-			(void)close(fd);
-		return -1;
-	}
-	*fd_r = fd;
-	return 0;
-}
-
-static int mailbox_mbox_readonly(struct mailbox *mb, const char **error_r)
-{
-	*error_r = mailbox_set_error(mb, "%s: changing mbox mailboxes is not supported yet",
-				     mb->path);
-	errno = ENOTSUP;
-	return -1;
-}
-
-struct mailbox *mailbox_open(const char *path, enum mailbox_format fmt, const char **error_r)
+struct mailbox *mailbox_open_ex(const char *path, enum mailbox_format fmt, const char *index_path,
+				const char **error_r)
 {
 	if (fmt == MAILBOX_MAILDIR && mailbox_maildir_create(path, error_r) < 0) {
 		(void)snprintf(mailbox_open_error, sizeof(mailbox_open_error), "%s", *error_r);
@@ -254,6 +84,13 @@ struct mailbox *mailbox_open(const char *path, enum mailbox_format fmt, const ch
 	struct mailbox *mb = xcalloc(1, sizeof(*mb));
 	mb->fmt = fmt;
 	mb->path = xstrdup(path);
+	if (fmt == MAILBOX_MBOX) {
+		if (index_path != NULL) {
+			mb->index_path = xstrdup(index_path);
+		} else {
+			mb->index_path = mailbox_mbox_index_default(path);
+		}
+	}
 	if (mailbox_sync(mb, error_r) < 0) {
 		(void)snprintf(mailbox_open_error, sizeof(mailbox_open_error), "%s", *error_r);
 		*error_r = mailbox_open_error;
@@ -261,6 +98,11 @@ struct mailbox *mailbox_open(const char *path, enum mailbox_format fmt, const ch
 		return NULL;
 	}
 	return mb;
+}
+
+struct mailbox *mailbox_open(const char *path, enum mailbox_format fmt, const char **error_r)
+{
+	return mailbox_open_ex(path, fmt, NULL, error_r);
 }
 
 void mailbox_free(struct mailbox **mbp)
@@ -274,14 +116,109 @@ void mailbox_free(struct mailbox **mbp)
 	free(mb->msgs);
 	free(mb->path);
 	free(mb->msg_path);
+	free(mb->index_path);
+	free(mb->recent_uids);
 	free(mb);
+}
+
+void mailbox_recent_clear(struct mailbox *mb)
+{
+	mb->recent_count = 0;
+}
+
+static bool mailbox_recent_find(const struct mailbox *mb, uint32_t uid, size_t *pos_r)
+{
+	size_t lo = 0, hi = mb->recent_count;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (mb->recent_uids[mid] == uid) {
+			*pos_r = mid;
+			return true;
+		}
+		if (mb->recent_uids[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*pos_r = lo;
+	return false;
+}
+
+void mailbox_recent_add(struct mailbox *mb, uint32_t uid)
+{
+	size_t pos;
+	if (mailbox_recent_find(mb, uid, &pos))
+		return;
+	if (mb->recent_count == mb->recent_cap) {
+		mb->recent_cap = mb->recent_cap == 0 ? 64 : mb->recent_cap * 2;
+		mb->recent_uids = xreallocarray(mb->recent_uids, mb->recent_cap,
+						sizeof(*mb->recent_uids));
+	}
+	memmove(mb->recent_uids + pos + 1, mb->recent_uids + pos,
+		(mb->recent_count - pos) * sizeof(*mb->recent_uids));
+	mb->recent_uids[pos] = uid;
+	mb->recent_count++;
+}
+
+/* The Maildir index header "1 V<uidvalidity> N<uidnext>": 1 read, 0 no
+ * index (or unreadable: then nothing counts as recent by this rule). */
+static int mailbox_maildir_index_head(const struct mailbox *mb, uint32_t *uv_r, uint32_t *next_r)
+{
+	struct buf p = BUF_INIT;
+	buf_printf(&p, "%s/%s", mb->path, MAILBOX_UIDLIST_NAME);
+	int fd = open(buf_cstr(&p), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	buf_deinit(&p);
+	if (fd < 0)
+		return 0;
+	char head[128];
+	ssize_t n = read(fd, head, sizeof(head) - 1);
+	(void)close(fd); /* read-only */
+	if (n <= 0)
+		return 0;
+	head[n] = '\0';
+	head[strcspn(head, "\n")] = '\0';
+	struct mailbox_uidlist ul;
+	uint32_t hint;
+	const char *error;
+	size_t len = strlen(head);
+	head[len] = '\n';
+	if (mailbox_uidlist_parse(&ul, head, len + 1, &hint, &error) < 0)
+		return 0;
+	*uv_r = ul.uidvalidity;
+	*next_r = ul.uidnext;
+	mailbox_uidlist_deinit(&ul);
+	return 1;
+}
+
+/* After a Maildir sync or append: UIDs from the pre-sync UIDNEXT on are ours. */
+static void mailbox_maildir_recent_note(struct mailbox *mb, bool had_index, uint32_t uv,
+					uint32_t next, uint32_t old_uv)
+{
+	if (old_uv != 0 && mb->uidvalidity != old_uv)
+		mailbox_recent_clear(mb);
+	if (!had_index || uv != mb->uidvalidity)
+		next = 1; /* index created or rebuilt by this sync: all ours */
+	for (size_t i = mb->count; i > 0 && mb->msgs[i - 1].uid >= next; i--)
+		mailbox_recent_add(mb, mb->msgs[i - 1].uid);
 }
 
 int mailbox_sync(struct mailbox *mb, const char **error_r)
 {
 	if (mb->fmt == MAILBOX_MBOX)
 		return mailbox_mbox_sync(mb, error_r);
-	return mailbox_maildir_sync(mb, error_r);
+	uint32_t uv = 0, next = 0, old_uv = mb->uidvalidity;
+	bool had = mailbox_maildir_index_head(mb, &uv, &next) == 1;
+	if (mailbox_maildir_sync(mb, error_r) < 0)
+		return -1;
+	mailbox_maildir_recent_note(mb, had, uv, next, old_uv);
+	return 0;
+}
+
+bool mailbox_msg_recent(const struct mailbox *mb, size_t seq)
+{
+	assert(seq >= 1 && seq <= mb->count);
+	size_t pos;
+	return mailbox_recent_find(mb, mb->msgs[seq - 1].uid, &pos);
 }
 
 size_t mailbox_count(const struct mailbox *mb)
@@ -425,25 +362,68 @@ int mailbox_msg_open(struct mailbox *mb, size_t seq, int *fd_r, const char **err
 	return mailbox_maildir_msg_open(mb, seq, fd_r, error_r);
 }
 
+int mailbox_flags_set_many(struct mailbox *mb, const size_t *seqs, const unsigned *flags,
+			   size_t n, const char **error_r)
+{
+	for (size_t i = 0; i < n; i++)
+		assert(seqs[i] >= 1 && seqs[i] <= mb->count);
+	if (mb->fmt == MAILBOX_MBOX)
+		return mailbox_mbox_flags_set_many(mb, seqs, flags, n, error_r);
+	for (size_t i = 0; i < n; i++)
+		if (mailbox_maildir_flags_set(mb, seqs[i], flags[i] & MAILBOX_FLAGS_ALL,
+					      error_r) < 0)
+			return -1;
+	return 0;
+}
+
 int mailbox_flags_set(struct mailbox *mb, size_t seq, unsigned flags, const char **error_r)
 {
+	return mailbox_flags_set_many(mb, &seq, &flags, 1, error_r);
+}
+
+static int mailbox_seq_cmp_desc(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+int mailbox_expunge_many(struct mailbox *mb, const size_t *seqs, size_t n, const char **error_r)
+{
+	for (size_t i = 0; i < n; i++)
+		assert(seqs[i] >= 1 && seqs[i] <= mb->count);
 	if (mb->fmt == MAILBOX_MBOX)
-		return mailbox_mbox_readonly(mb, error_r);
-	return mailbox_maildir_flags_set(mb, seq, flags & MAILBOX_FLAGS_ALL, error_r);
+		return mailbox_mbox_expunge_many(mb, seqs, n, error_r);
+	/* Highest first: each expunge shifts the later sequence numbers. */
+	size_t *sorted = xreallocarray(NULL, n + 1, sizeof(*sorted));
+	if (n > 0)
+		memcpy(sorted, seqs, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), mailbox_seq_cmp_desc);
+	int ret = 0;
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		if (i > 0 && sorted[i] == sorted[i - 1])
+			continue;
+		ret = mailbox_maildir_expunge(mb, sorted[i], error_r);
+	}
+	free(sorted);
+	return ret;
 }
 
 int mailbox_expunge(struct mailbox *mb, size_t seq, const char **error_r)
 {
-	if (mb->fmt == MAILBOX_MBOX)
-		return mailbox_mbox_readonly(mb, error_r);
-	return mailbox_maildir_expunge(mb, seq, error_r);
+	return mailbox_expunge_many(mb, &seq, 1, error_r);
 }
 
 int mailbox_append(struct mailbox *mb, const void *data, size_t len, unsigned flags,
 		   time_t internal_date, uint32_t *uid_r, const char **error_r)
 {
 	if (mb->fmt == MAILBOX_MBOX)
-		return mailbox_mbox_readonly(mb, error_r);
-	return mailbox_maildir_append(mb, data, len, flags & MAILBOX_FLAGS_ALL, internal_date,
-				      uid_r, error_r);
+		return mailbox_mbox_append(mb, data, len, flags & MAILBOX_FLAGS_ALL, internal_date,
+					   uid_r, error_r);
+	uint32_t uv = 0, next = 0, old_uv = mb->uidvalidity;
+	bool had = mailbox_maildir_index_head(mb, &uv, &next) == 1;
+	if (mailbox_maildir_append(mb, data, len, flags & MAILBOX_FLAGS_ALL, internal_date, uid_r,
+				   error_r) < 0)
+		return -1;
+	mailbox_maildir_recent_note(mb, had, uv, next, old_uv);
+	return 0;
 }

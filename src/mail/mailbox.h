@@ -15,11 +15,29 @@
  * mailbox_expunge() (removes that message, later ones shift down) and
  * mailbox_append() (which syncs).
  *
- * mbox (read-only for now): mailbox_open/mailbox_sync list the messages
- * (offsets, sizes, flags from the Status:/X-Status: headers, date from the
- * From_ line) under a shared fcntl lock.  UIDs are the sequence numbers and
- * UIDVALIDITY is 0 (not persistent yet); flags_set, expunge and append fail
- * with errno ENOTSUP.
+ * mbox (mailbox_mbox.c): a message starts at a "From " line (start of file
+ * or after an empty line); dates come from the From_ line, flags from the
+ * Status: (R \Seen, O old) and X-Status: (A \Answered, F \Flagged,
+ * T \Draft, D \Deleted) headers that mutt, Pine and Dovecot use.  UIDs are
+ * persistent: an index in mailbox_uidlist.c's format (default
+ * "<dir>/.<mbox name>.facteur-uidlist", see mailbox_open_ex) maps each
+ * message's fingerprint (hash of the From_ line, the headers other than the
+ * status headers tools rewrite, and the body) to its UID, in file order.
+ * Messages appended by local delivery, procmail or us get the next UIDs;
+ * messages removed by other tools drop out; an mbox that no longer matches
+ * its index (replaced, or a message inserted before known ones) gets a new
+ * UIDVALIDITY.  Changes (flags, expunge, append) are made under the locks
+ * local delivery takes (dotlock "<mbox>.lock" unless the directory is not
+ * writable, plus an fcntl write lock): the file is rewritten in place from
+ * the first changed message on, after that tail was saved to an fsync'd
+ * temporary copy, keeping the inode, owner and mode.  Use the *_many
+ * functions to change many messages with one rewrite.  Flag P (passed) has
+ * no mbox header letter and is not stored.  mailbox_msg_open checks that
+ * the message is still where the view says (From_ line and fingerprint);
+ * after a rewrite by another program it finds the message again (its size
+ * and flags may then differ: ask mailbox_msg_size after opening) or fails
+ * with ENOENT - it never returns another message's bytes.  Changes through
+ * a view that another program made stale touch only messages still there.
  *
  * Error strings returned through error_r stay valid until the next call on
  * the same mailbox (or, for mailbox_open, the next mailbox_open in the
@@ -37,7 +55,7 @@ struct buf;
 
 enum mailbox_format {
 	MAILBOX_MAILDIR,
-	MAILBOX_MBOX, /* read-only listing for now: see mailbox.c */
+	MAILBOX_MBOX, /* see mailbox_mbox.c */
 };
 
 /* Stored flags; bit order is the Maildir letters' ASCII order (D F P R S T). */
@@ -68,6 +86,13 @@ struct mailbox;
 /* Open (and for Maildir create tmp/ new/ cur/ with mode 0700 when missing)
  * and sync once.  NULL with *error_r on failure. */
 struct mailbox *mailbox_open(const char *path, enum mailbox_format fmt, const char **error_r);
+/* Same, with the place of an mbox's UID index (NULL: the default
+ * "<dir of mbox>/.<mbox name>.facteur-uidlist", or, when we cannot write in
+ * that directory (Debian's /var/mail), "<home>/.<mbox name>.facteur-uidlist").
+ * Ignored for Maildir.  When the index cannot be written at all, UIDs stay
+ * consistent within the session but are not persistent (warning logged). */
+struct mailbox *mailbox_open_ex(const char *path, enum mailbox_format fmt, const char *index_path,
+				const char **error_r);
 void mailbox_free(struct mailbox **mb);
 
 /* Pick up changes on disk; assign UIDs to new messages in delivery order;
@@ -107,8 +132,26 @@ int mailbox_flags_set(struct mailbox *mb, size_t seq, unsigned flags, const char
 /* Remove the message file and the message from the view (later sequence
  * numbers shift down).  A message already gone counts as success. */
 int mailbox_expunge(struct mailbox *mb, size_t seq, const char **error_r);
+/* Change many messages at once (one mbox rewrite): message seqs[i] gets
+ * flags[i].  seqs are in the view before the call; messages already
+ * expunged by another client are skipped (success).  For Maildir the same
+ * as calling mailbox_flags_set for each. */
+int mailbox_flags_set_many(struct mailbox *mb, const size_t *seqs, const unsigned *flags,
+			   size_t n, const char **error_r);
+/* Expunge the messages seqs[0..n) (view before the call, any order,
+ * duplicates ignored) with one mbox rewrite; they leave the view, later
+ * ones shift down.  Messages already gone count as success. */
+int mailbox_expunge_many(struct mailbox *mb, const size_t *seqs, size_t n, const char **error_r);
+/* IMAP \Recent (RFC 3501 2.3.2): true when the message got its UID in a
+ * sync done through this struct mailbox (Maildir: moved from new/ and
+ * indexed by us; mbox: newly indexed by us). */
+bool mailbox_msg_recent(const struct mailbox *mb, size_t seq);
 /* Store a new message durably (tmp/, fsync, rename into cur/ with flags,
- * fsync cur/), mtime = internal_date (0: now), then sync; *uid_r is its UID. */
+ * fsync cur/), mtime = internal_date (0: now), then sync; *uid_r is its UID.
+ * mbox: appended under the locks with a From_ line ("From <Return-Path
+ * address or MAILER-DAEMON> <asctime of internal_date>"), CRLF stored as LF,
+ * ">From " quoting, Status:/X-Status: headers for flags, a blank line after,
+ * fsync (on failure the file is truncated back). */
 int mailbox_append(struct mailbox *mb, const void *data, size_t len, unsigned flags,
 		   time_t internal_date, uint32_t *uid_r, const char **error_r);
 
@@ -170,6 +213,7 @@ struct mailbox_msg {
 	uint64_t size;
 	uint64_t vsize; /* MAILBOX_VSIZE_UNKNOWN until known */
 	time_t date;
+	uint64_t from_offset; /* mbox: the From_ line; UINT64_MAX: not seen in the last change */
 };
 
 struct mailbox {
@@ -182,6 +226,14 @@ struct mailbox {
 	bool vsize_dirty; /* a computed vsize is not yet in the index */
 	char *msg_path;	  /* storage for mailbox_msg_path() */
 	char error[1024];
+	/* added for mbox and \Recent */
+	char *index_path;      /* mbox: its UID index */
+	uint32_t *recent_uids; /* ascending: UIDs this struct gave out */
+	size_t recent_count, recent_cap;
+	bool mbox_stat_valid; /* the view matches the file as below */
+	uint64_t mbox_dev, mbox_ino, mbox_size;
+	int64_t mbox_mtime_sec;
+	long mbox_mtime_nsec;
 };
 
 __attribute__((format(printf, 2, 3))) const char *mailbox_set_error(struct mailbox *mb,
@@ -195,5 +247,18 @@ int mailbox_maildir_flags_set(struct mailbox *mb, size_t seq, unsigned flags,
 int mailbox_maildir_expunge(struct mailbox *mb, size_t seq, const char **error_r);
 int mailbox_maildir_append(struct mailbox *mb, const void *data, size_t len, unsigned flags,
 			   time_t internal_date, uint32_t *uid_r, const char **error_r);
+/* mailbox_mbox.c */
+#define MAILBOX_MBOX_INDEX_SUFFIX ".facteur-uidlist"
+int mailbox_mbox_sync(struct mailbox *mb, const char **error_r);
+int mailbox_mbox_msg_open(struct mailbox *mb, size_t seq, int *fd_r, const char **error_r);
+int mailbox_mbox_flags_set_many(struct mailbox *mb, const size_t *seqs, const unsigned *flags,
+				size_t n, const char **error_r);
+int mailbox_mbox_expunge_many(struct mailbox *mb, const size_t *seqs, size_t n,
+			      const char **error_r);
+int mailbox_mbox_append(struct mailbox *mb, const void *data, size_t len, unsigned flags,
+			time_t internal_date, uint32_t *uid_r, const char **error_r);
+/* mailbox.c: the \Recent set */
+void mailbox_recent_add(struct mailbox *mb, uint32_t uid);
+void mailbox_recent_clear(struct mailbox *mb);
 
 #endif

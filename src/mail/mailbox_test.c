@@ -1,8 +1,12 @@
-/* mailbox_test.c - unit tests for the Maildir mailbox layer, each in its own
- * mkdtemp() Maildir: creation, UIDs in delivery order and stable across
- * reopen, changes by other tools (delete, rename, flags), flags round trip
- * through file names, two handles syncing interleaved, corrupted index,
- * append, CRLF sizes, and limits (long names, many files, UID space). */
+/* mailbox_test.c - unit tests for the mailbox layer, each in its own
+ * mkdtemp() directory.  Maildir: creation, UIDs in delivery order and
+ * stable across reopen, changes by other tools (delete, rename, flags),
+ * flags round trip through file names, two handles syncing interleaved,
+ * corrupted index, append, CRLF sizes, and limits (long names, many files,
+ * UID space).  mbox: listing, UIDs stable across reopen, delivery, removal
+ * by another tool and replacement; flags and expunge rewriting the file
+ * byte-exactly; append; reading after an external rewrite; locks; and
+ * \Recent for both formats. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -758,13 +762,6 @@ static void test_mbox_listing(void **state)
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(mailbox_msg_date(mb, 3), st.st_mtime);
 	assert_string_equal(mailbox_msg_path(mb, 1), path);
-	uint32_t uid;
-	assert_int_equal(mailbox_flags_set(mb, 1, MAILBOX_FLAG_SEEN, &error), -1);
-	assert_int_equal(errno, ENOTSUP);
-	assert_int_equal(mailbox_expunge(mb, 1, &error), -1);
-	assert_int_equal(errno, ENOTSUP);
-	assert_int_equal(mailbox_append(mb, "x\n", 2, 0, 0, &uid, &error), -1);
-	assert_int_equal(errno, ENOTSUP);
 	assert_int_equal(mailbox_count(mb), 3);
 	/* A delivery holding its write lock keeps the reader waiting; here
 	 * only check that sync re-reads a grown file. */
@@ -776,6 +773,584 @@ static void test_mbox_listing(void **state)
 	assert_int_equal(mailbox_count(mb), 4);
 	assert_int_equal(mailbox_msg_size(mb, 4), 6);
 	mailbox_free(&mb);
+}
+
+/* ---- mbox: persistent UIDs, flags, expunge, append, recent ---- */
+
+static const char mbox_m1[] = "From a@b Mon Nov 23 08:00:00 2026\n"
+			      "Subject: one\nX-Other: keep\n\nbody one\n>From quoted\n\n";
+static const char mbox_m2[] = "From c@d Mon Nov 23 08:01:00 2026\n"
+			      "Status: O\nSubject: two\n\nbody two\n\n";
+static const char mbox_m3[] = "From e@f Mon Nov 23 08:02:00 2026\n"
+			      "Subject: three\nX-Status: F\n X-continued\n\n>From x\nbody three\n\n";
+static const char mbox_m4[] = "From g@h Mon Nov 23 08:03:00 2026\nSubject: four\n\nfour\n\n";
+
+static void mbox_path(const struct fixture *f, char *path, size_t size)
+{
+	snprintf(path, size, "%s/mbox", f->dir);
+}
+
+/* Write the file in place (same inode), as mutt rewrites an mbox. */
+static void mbox_write(const char *path, const char *a, const char *b, const char *c)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	const char *parts[] = { a, b, c };
+	for (size_t i = 0; i < 3; i++)
+		if (parts[i] != NULL)
+			assert_int_equal(fs_write_full(fd, parts[i], strlen(parts[i])), 0);
+	assert_int_equal(close(fd), 0);
+}
+
+/* Append raw bytes as local_mbox.c does (O_APPEND). */
+static void mbox_deliver(const char *path, const char *msg)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(fs_write_full(fd, msg, strlen(msg)), 0);
+	assert_int_equal(close(fd), 0);
+}
+
+static void mbox_expect_file(const char *path, const char *want)
+{
+	struct buf b = BUF_INIT;
+	assert_int_equal(fs_read_file(path, 1 << 20, &b), 0);
+	if (b.len != strlen(want) || (b.len > 0 && memcmp(b.data, want, b.len) != 0))
+		fail_msg("file is:\n%s\n--- expected:\n%s", buf_cstr(&b), want);
+	buf_deinit(&b);
+}
+
+static struct mailbox *mbox_open_ok(const char *path)
+{
+	const char *error = NULL;
+	struct mailbox *mb = mailbox_open(path, MAILBOX_MBOX, &error);
+	if (mb == NULL)
+		fail_msg("mailbox_open mbox: %s", error);
+	return mb;
+}
+
+static void mbox_expect_uids(struct mailbox *mb, const uint32_t *uids, size_t n)
+{
+	assert_int_equal(mailbox_count(mb), n);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(mailbox_msg_uid(mb, i + 1), uids[i]);
+}
+
+/* The content (after the From_ line) of one message chunk. */
+static void mbox_expect_msg(struct mailbox *mb, size_t seq, const char *chunk)
+{
+	const char *content = strchr(chunk, '\n') + 1;
+	size_t len = strlen(content);
+	if (len >= 2 && content[len - 1] == '\n' && content[len - 2] == '\n')
+		len--; /* the separator */
+	const char *error = NULL;
+	int fd;
+	if (mailbox_msg_open(mb, seq, &fd, &error) < 0)
+		fail_msg("msg_open %zu: %s", seq, error);
+	assert_int_equal(mailbox_msg_size(mb, seq), len);
+	char back[512];
+	assert_true(len <= sizeof(back));
+	assert_int_equal(read(fd, back, len), (ssize_t)len);
+	assert_memory_equal(back, content, len);
+	close(fd);
+}
+
+static void test_mbox_uids_persistent(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX];
+	mbox_path(f, path, sizeof(path));
+	mbox_write(path, mbox_m1, mbox_m2, mbox_m3);
+	struct mailbox *mb = mbox_open_ok(path);
+	uint32_t uv = mailbox_uidvalidity(mb);
+	assert_true(uv != 0);
+	mbox_expect_uids(mb, (const uint32_t[]){ 1, 2, 3 }, 3);
+	assert_int_equal(mailbox_uidnext(mb), 4);
+	mailbox_free(&mb);
+	char index[PATH_MAX + 64];
+	snprintf(index, sizeof(index), "%s/.mbox.facteur-uidlist", f->dir);
+	assert_int_equal(access(index, F_OK), 0);
+
+	/* Rows applied in turn to the same mbox. */
+	static const struct {
+		const char *name;
+		int action; /* 0 reopen, 1 delivery of m4, 2 mutt removes m2, 3 replaced */
+		bool new_uidvalidity;
+		size_t count;
+		uint32_t uids[4];
+	} rows[] = {
+		{ "reopen keeps UIDs", 0, false, 3, { 1, 2, 3 } },
+		{ "delivery appended gets the next UID", 1, false, 4, { 1, 2, 3, 4 } },
+		{ "reopen after delivery", 0, false, 4, { 1, 2, 3, 4 } },
+		{ "message removed by another tool", 2, false, 3, { 1, 3, 4 } },
+		{ "file replaced by unrelated content", 3, true, 1, { 1 } },
+		{ "reopen after replacement", 0, false, 1, { 1 } },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		if (rows[i].action == 1)
+			mbox_deliver(path, mbox_m4);
+		else if (rows[i].action == 2)
+			mbox_write(path, mbox_m1, mbox_m3, mbox_m4);
+		else if (rows[i].action == 3)
+			mbox_write(path, "From z@z Mon Nov 23 07:00:00 2026\nSubject: other\n\nx\n\n",
+				   NULL, NULL);
+		mb = mbox_open_ok(path);
+		if (rows[i].new_uidvalidity != (mailbox_uidvalidity(mb) != uv))
+			fail_msg("row %s: UIDVALIDITY %u (before %u)", rows[i].name,
+				 mailbox_uidvalidity(mb), uv);
+		uv = mailbox_uidvalidity(mb);
+		mbox_expect_uids(mb, rows[i].uids, rows[i].count);
+		mailbox_free(&mb);
+	}
+
+	/* A handle that stays open sees the delivery at its next sync. */
+	mbox_write(path, mbox_m1, mbox_m2, NULL);
+	mb = mbox_open_ok(path);
+	uint32_t uv2 = mailbox_uidvalidity(mb);
+	assert_true(uv2 != uv);
+	mbox_deliver(path, mbox_m3);
+	sync_ok(mb);
+	mbox_expect_uids(mb, (const uint32_t[]){ 1, 2, 3 }, 3);
+	mbox_expect_msg(mb, 3, mbox_m3);
+	/* A new message inserted before known ones cannot get an ascending
+	 * UID: new UIDVALIDITY. */
+	mbox_write(path, mbox_m4, mbox_m1, mbox_m2);
+	sync_ok(mb);
+	assert_true(mailbox_uidvalidity(mb) != uv2);
+	mbox_expect_uids(mb, (const uint32_t[]){ 1, 2, 3 }, 3);
+	mailbox_free(&mb);
+}
+
+static void test_mbox_flags(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX];
+	mbox_path(f, path, sizeof(path));
+	static const char m1_seen[] = "From a@b Mon Nov 23 08:00:00 2026\n"
+				      "Subject: one\nX-Other: keep\nStatus: RO\nX-Status: A\n\n"
+				      "body one\n>From quoted\n\n";
+	static const char m3_fd[] = "From e@f Mon Nov 23 08:02:00 2026\n"
+				    "Subject: three\nStatus: O\nX-Status: FD\n\n>From x\nbody three\n\n";
+	static const char m3_none[] = "From e@f Mon Nov 23 08:02:00 2026\n"
+				      "Subject: three\nStatus: O\n\n>From x\nbody three\n\n";
+	static const char m2_all[] = "From c@d Mon Nov 23 08:01:00 2026\n"
+				     "Subject: two\nStatus: RO\nX-Status: AFTD\n\nbody two\n\n";
+	static const struct {
+		const char *name;
+		size_t n;
+		size_t seqs[3];
+		unsigned flags[3];
+		const char *want[3]; /* the file: three chunks */
+		unsigned want_flags[3];
+	} rows[] = {
+		{ "no change: no rewrite", 1, { 2 }, { 0 }, { mbox_m1, mbox_m2, mbox_m3 },
+		  { 0, 0, MAILBOX_FLAG_FLAGGED } },
+		{ "seen+answered on first", 1, { 1 },
+		  { MAILBOX_FLAG_SEEN | MAILBOX_FLAG_ANSWERED }, { m1_seen, mbox_m2, mbox_m3 },
+		  { MAILBOX_FLAG_SEEN | MAILBOX_FLAG_ANSWERED, 0, MAILBOX_FLAG_FLAGGED } },
+		{ "last: folded X-Status replaced, P not stored", 1, { 3 },
+		  { MAILBOX_FLAG_FLAGGED | MAILBOX_FLAG_DELETED | MAILBOX_FLAG_PASSED },
+		  { m1_seen, mbox_m2, m3_fd },
+		  { MAILBOX_FLAG_SEEN | MAILBOX_FLAG_ANSWERED, 0,
+		    MAILBOX_FLAG_FLAGGED | MAILBOX_FLAG_DELETED } },
+		{ "batch of three", 3, { 3, 2, 1 },
+		  { 0, MAILBOX_FLAGS_ALL, MAILBOX_FLAG_SEEN | MAILBOX_FLAG_ANSWERED },
+		  { m1_seen, m2_all, m3_none },
+		  { MAILBOX_FLAG_SEEN | MAILBOX_FLAG_ANSWERED,
+		    MAILBOX_FLAGS_ALL & ~MAILBOX_FLAG_PASSED, 0 } },
+	};
+	mbox_write(path, mbox_m1, mbox_m2, mbox_m3);
+	struct stat before, after;
+	assert_int_equal(chmod(path, 0640), 0);
+	assert_int_equal(stat(path, &before), 0);
+	struct mailbox *mb = mbox_open_ok(path);
+	uint32_t uv = mailbox_uidvalidity(mb);
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		const char *error = NULL;
+		int r = rows[i].n == 1
+				? mailbox_flags_set(mb, rows[i].seqs[0], rows[i].flags[0], &error)
+				: mailbox_flags_set_many(mb, rows[i].seqs, rows[i].flags, rows[i].n,
+							 &error);
+		if (r < 0)
+			fail_msg("row %s: %s", rows[i].name, error);
+		char want[2048];
+		snprintf(want, sizeof(want), "%s%s%s", rows[i].want[0], rows[i].want[1],
+			 rows[i].want[2]);
+		mbox_expect_file(path, want);
+		for (int pass = 0; pass < 2; pass++) {
+			/* pass 0: this handle; pass 1: a fresh one re-reading the file */
+			struct mailbox *m = pass == 0 ? mb : mbox_open_ok(path);
+			mbox_expect_uids(m, (const uint32_t[]){ 1, 2, 3 }, 3);
+			assert_int_equal(mailbox_uidvalidity(m), uv);
+			for (size_t s = 0; s < 3; s++) {
+				if (mailbox_msg_flags(m, s + 1) != rows[i].want_flags[s])
+					fail_msg("row %s pass %d msg %zu: flags %#x", rows[i].name,
+						 pass, s + 1, mailbox_msg_flags(m, s + 1));
+				mbox_expect_msg(m, s + 1, rows[i].want[s]);
+			}
+			if (pass == 1)
+				mailbox_free(&m);
+		}
+	}
+	assert_int_equal(stat(path, &after), 0);
+	assert_int_equal(after.st_ino, before.st_ino);
+	assert_int_equal(after.st_mode, before.st_mode);
+	/* no dotlock or temporary copy left behind */
+	char lock[PATH_MAX + 8];
+	snprintf(lock, sizeof(lock), "%s.lock", path);
+	assert_int_equal(access(lock, F_OK), -1);
+	DIR *d = opendir(f->dir);
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL)
+		assert_null(strstr(de->d_name, "rewrite"));
+	closedir(d);
+	mailbox_free(&mb);
+}
+
+static void test_mbox_expunge(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX];
+	mbox_path(f, path, sizeof(path));
+	static const char m3_last[] = "From e@f Mon Nov 23 08:02:00 2026\n"
+				      "Subject: three\n\nno separator\n";
+	static const struct {
+		const char *name;
+		const char *last; /* third message */
+		size_t n;
+		size_t seqs[3];
+		const char *want;
+		size_t count;
+		uint32_t uids[3];
+	} rows[] = {
+		{ "first", mbox_m3, 1, { 1 }, "", 2, { 2, 3 } },
+		{ "middle", mbox_m3, 1, { 2 }, "", 2, { 1, 3 } },
+		{ "last", mbox_m3, 1, { 3 }, "", 2, { 1, 2 } },
+		{ "first and last, duplicate", mbox_m3, 3, { 3, 1, 3 }, "", 1, { 2 } },
+		{ "all", mbox_m3, 3, { 1, 2, 3 }, "", 0, { 0 } },
+		{ "middle before unterminated last", m3_last, 1, { 2 }, "", 2, { 1, 3 } },
+		{ "none", mbox_m3, 0, { 0 }, "", 3, { 1, 2, 3 } },
+	};
+	const char *chunks[3] = { mbox_m1, mbox_m2, NULL };
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		chunks[2] = rows[i].last;
+		unlink(path);
+		char index[PATH_MAX + 64];
+		snprintf(index, sizeof(index), "%s/.mbox.facteur-uidlist", f->dir);
+		unlink(index);
+		mbox_write(path, chunks[0], chunks[1], chunks[2]);
+		struct mailbox *mb = mbox_open_ok(path);
+		uint32_t uv = mailbox_uidvalidity(mb);
+		const char *error = NULL;
+		int r = rows[i].n == 1 ? mailbox_expunge(mb, rows[i].seqs[0], &error)
+				       : mailbox_expunge_many(mb, rows[i].seqs, rows[i].n, &error);
+		if (r < 0)
+			fail_msg("row %s: %s", rows[i].name, error);
+		/* expected file: the kept chunks, byte for byte */
+		char want[2048] = "";
+		size_t wl = 0;
+		for (size_t c = 0; c < 3; c++) {
+			bool gone = false;
+			for (size_t k = 0; k < rows[i].n; k++)
+				gone |= rows[i].seqs[k] == c + 1;
+			if (!gone)
+				wl += (size_t)snprintf(want + wl, sizeof(want) - wl, "%s", chunks[c]);
+		}
+		mbox_expect_file(path, want);
+		mbox_expect_uids(mb, rows[i].uids, rows[i].count);
+		struct mailbox *again = mbox_open_ok(path);
+		assert_int_equal(mailbox_uidvalidity(again), uv);
+		mbox_expect_uids(again, rows[i].uids, rows[i].count);
+		for (size_t s = 0; s < rows[i].count; s++)
+			mbox_expect_msg(again, s + 1, chunks[rows[i].uids[s] - 1]);
+		mailbox_free(&again);
+		mailbox_free(&mb);
+	}
+}
+
+/* Identical messages (a duplicated delivery) keep their own UIDs. */
+static void test_mbox_duplicates(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX];
+	mbox_path(f, path, sizeof(path));
+	static const struct {
+		const char *name;
+		size_t expunge;
+		uint32_t uids[2];
+	} rows[] = {
+		{ "first copy", 1, { 2, 3 } },
+		{ "second copy", 2, { 1, 3 } },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char index[PATH_MAX + 64];
+		snprintf(index, sizeof(index), "%s/.mbox.facteur-uidlist", f->dir);
+		unlink(index);
+		mbox_write(path, mbox_m2, mbox_m2, mbox_m3);
+		struct mailbox *mb = mbox_open_ok(path);
+		const char *error = NULL;
+		assert_int_equal(mailbox_expunge(mb, rows[i].expunge, &error), 0);
+		mbox_expect_uids(mb, rows[i].uids, 2);
+		mailbox_free(&mb);
+		mb = mbox_open_ok(path);
+		mbox_expect_uids(mb, rows[i].uids, 2);
+		mbox_expect_msg(mb, 1, mbox_m2);
+		mailbox_free(&mb);
+	}
+}
+
+static void test_mbox_append(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX];
+	mbox_path(f, path, sizeof(path));
+	static const struct {
+		const char *name;
+		const char *before; /* NULL: no file */
+		const char *data;
+		unsigned flags;
+		const char *sep;  /* separator we must add before the From_ line */
+		const char *want; /* written after "From SENDER DATE\n" */
+		const char *sender;
+	} rows[] = {
+		{ "new file, CRLF, From quoting", NULL,
+		  "Subject: a\r\n\r\nFrom me\r\n>From x\r\nend", 0, "",
+		  "Subject: a\n\n>From me\n>From x\nend\n\n", "MAILER-DAEMON" },
+		{ "Return-Path sender, flags", mbox_m1,
+		  "Return-Path: <s@example.test>\nStatus: U\nSubject: b\n\nbody\n",
+		  MAILBOX_FLAG_SEEN | MAILBOX_FLAG_FLAGGED, "",
+		  "Return-Path: <s@example.test>\nSubject: b\nStatus: RO\nX-Status: F\n\nbody\n\n",
+		  "s@example.test" },
+		{ "after a message without separator", "From x@y Mon Nov 23 08:00:00 2026\n\nz\n",
+		  "Subject: c\n\nc\n", 0, "\n", "Subject: c\n\nc\n\n", "MAILER-DAEMON" },
+		{ "after a message without final newline", "From x@y Mon Nov 23 08:00:00 2026\n\nz",
+		  "Subject: c\n\nc\n", 0, "\n\n", "Subject: c\n\nc\n\n", "MAILER-DAEMON" },
+	};
+	time_t date = 1795420800; /* a fixed internal date */
+	struct tm tm;
+	char when[64];
+	localtime_r(&date, &tm);
+	asctime_r(&tm, when);
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		unlink(path);
+		if (rows[i].before != NULL)
+			mbox_write(path, rows[i].before, NULL, NULL);
+		const char *error = NULL;
+		struct mailbox *mb = mbox_open_ok(path);
+		size_t n0 = mailbox_count(mb);
+		uint32_t next = mailbox_uidnext(mb), uid = 0;
+		if (mailbox_append(mb, rows[i].data, strlen(rows[i].data), rows[i].flags, date,
+				   &uid, &error) < 0)
+			fail_msg("row %s: %s", rows[i].name, error);
+		assert_int_equal(uid, next);
+		assert_int_equal(mailbox_count(mb), n0 + 1);
+		assert_int_equal(mailbox_msg_uid(mb, n0 + 1), uid);
+		assert_int_equal(mailbox_msg_date(mb, n0 + 1), date);
+		assert_int_equal(mailbox_msg_flags(mb, n0 + 1),
+				 rows[i].flags & ~MAILBOX_FLAG_PASSED);
+		char want[2048];
+		snprintf(want, sizeof(want), "%s%sFrom %s %s%s",
+			 rows[i].before != NULL ? rows[i].before : "", rows[i].sep, rows[i].sender,
+			 when, rows[i].want);
+		mbox_expect_file(path, want);
+		mailbox_free(&mb);
+		mb = mbox_open_ok(path);
+		assert_int_equal(mailbox_msg_uid(mb, n0 + 1), uid);
+		mailbox_free(&mb);
+	}
+}
+
+static void test_mbox_external_rewrite(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX];
+	mbox_path(f, path, sizeof(path));
+	static const char m1_same_size[] = "From a@b Mon Nov 23 08:00:00 2026\n"
+					   "Subject: one\nX-Other: keep\n\nBODY ONE\n>From quoted\n\n";
+	static const char m2_flagged[] = "From c@d Mon Nov 23 08:01:00 2026\n"
+					 "Subject: two\nStatus: RO\nX-Status: F\n\nbody two\n\n";
+	static const struct {
+		const char *name;
+		const char *a, *b, *c; /* the file rewritten by "another program" */
+		int want[3];	       /* per seq: 0 same bytes, -1 ENOENT */
+		const char *as[3];     /* the content expected */
+	} rows[] = {
+		{ "first removed: others moved", mbox_m2, mbox_m3, NULL, { -1, 0, 0 },
+		  { NULL, mbox_m2, mbox_m3 } },
+		{ "same size, same inode, other bytes", m1_same_size, mbox_m2, mbox_m3,
+		  { -1, 0, 0 }, { NULL, mbox_m2, mbox_m3 } },
+		{ "flags changed by mutt: found, new size", mbox_m1, m2_flagged, mbox_m3,
+		  { 0, 0, 0 }, { mbox_m1, m2_flagged, mbox_m3 } },
+		{ "emptied", "", NULL, NULL, { -1, -1, -1 }, { NULL, NULL, NULL } },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		mbox_write(path, mbox_m1, mbox_m2, mbox_m3);
+		struct mailbox *mb = mbox_open_ok(path);
+		mbox_write(path, rows[i].a, rows[i].b, rows[i].c);
+		for (size_t s = 0; s < 3; s++) {
+			const char *error = NULL;
+			int fd;
+			int r = mailbox_msg_open(mb, s + 1, &fd, &error);
+			if (rows[i].want[s] < 0) {
+				if (r == 0)
+					fail_msg("row %s msg %zu: opened", rows[i].name, s + 1);
+				assert_int_equal(errno, ENOENT);
+				continue;
+			}
+			if (r < 0)
+				fail_msg("row %s msg %zu: %s", rows[i].name, s + 1, error);
+			close(fd);
+			mbox_expect_msg(mb, s + 1, rows[i].as[s]);
+		}
+		/* The view is unchanged until the next sync. */
+		assert_int_equal(mailbox_count(mb), 3);
+		mailbox_free(&mb);
+	}
+	/* Changes through a handle whose view is stale: only messages still
+	 * there are touched, the others count as already expunged. */
+	mbox_write(path, mbox_m1, mbox_m2, mbox_m3);
+	struct mailbox *mb = mbox_open_ok(path);
+	mbox_write(path, mbox_m1, mbox_m3, NULL); /* m2 removed by mutt */
+	mbox_deliver(path, mbox_m4);
+	const char *error = NULL;
+	size_t seqs[] = { 2, 3 };
+	assert_int_equal(mailbox_expunge_many(mb, seqs, 2, &error), 0);
+	char want[1024];
+	snprintf(want, sizeof(want), "%s%s", mbox_m1, mbox_m4);
+	mbox_expect_file(path, want);
+	mbox_expect_uids(mb, (const uint32_t[]){ 1 }, 1);
+	sync_ok(mb);
+	mbox_expect_uids(mb, (const uint32_t[]){ 1, 4 }, 2);
+	mbox_expect_msg(mb, 2, mbox_m4);
+	mailbox_free(&mb);
+}
+
+static void test_mbox_locks(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX], lock[PATH_MAX + 8];
+	mbox_path(f, path, sizeof(path));
+	snprintf(lock, sizeof(lock), "%s.lock", path);
+	mbox_write(path, mbox_m1, NULL, NULL);
+	struct mailbox *mb = mbox_open_ok(path);
+	/* A stale dotlock (older than 300 s) is broken. */
+	int fd = open(lock, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	struct timespec old[2] = { { time(NULL) - 400, 0 }, { time(NULL) - 400, 0 } };
+	assert_int_equal(utimensat(AT_FDCWD, lock, old, 0), 0);
+	const char *error = NULL;
+	assert_int_equal(mailbox_flags_set(mb, 1, MAILBOX_FLAG_SEEN, &error), 0);
+	assert_int_equal(access(lock, F_OK), -1);
+	/* A directory we cannot create the dotlock in (Debian's /var/mail):
+	 * fcntl alone.  Root ignores directory permissions, so as root the
+	 * check runs in a child that became nobody. */
+	char sub[PATH_MAX + 8], subbox[PATH_MAX + 16], subidx[PATH_MAX + 16];
+	snprintf(sub, sizeof(sub), "%s/ro", f->dir);
+	snprintf(subbox, sizeof(subbox), "%s/box", sub);
+	snprintf(subidx, sizeof(subidx), "%s/box.index", f->dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	mbox_write(subbox, mbox_m1, mbox_m2, NULL);
+	pid_t pid = 0;
+	bool in_child = false;
+	if (geteuid() == 0) {
+		assert_int_equal(chown(f->dir, 65534, 65534), 0);
+		assert_int_equal(chown(sub, 65534, 65534), 0);
+		assert_int_equal(chown(subbox, 65534, 65534), 0);
+		pid = fork();
+		assert_true(pid >= 0);
+		in_child = pid == 0;
+		if (in_child && (setgid(65534) < 0 || setuid(65534) < 0))
+			_exit(2);
+	}
+	if (pid == 0) {
+		int bad = chmod(sub, 0500) < 0;
+		bad |= access(subbox, W_OK) < 0; /* the file stays writable */
+		struct mailbox *ro = mailbox_open_ex(subbox, MAILBOX_MBOX, subidx, &error);
+		bad |= ro == NULL;
+		bad |= ro != NULL && mailbox_expunge(ro, 1, &error) < 0;
+		bad |= ro != NULL && (mailbox_count(ro) != 1 || mailbox_msg_uid(ro, 1) != 2);
+		bad |= access(subidx, F_OK) < 0;
+		char sublock[PATH_MAX + 24];
+		snprintf(sublock, sizeof(sublock), "%s.lock", subbox);
+		bad |= access(sublock, F_OK) == 0;
+		mailbox_free(&ro);
+		bad |= chmod(sub, 0700) < 0;
+		if (in_child)
+			_exit(bad);
+		assert_false(bad);
+	} else {
+		int status;
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	mbox_expect_file(subbox, mbox_m2);
+	/* Not an mbox: changes refused, file untouched. */
+	mbox_write(path, "garbage\n", NULL, NULL);
+	assert_int_equal(mailbox_flags_set(mb, 1, 0, &error), -1);
+	mbox_expect_file(path, "garbage\n");
+	mailbox_free(&mb);
+}
+
+static void test_recent(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX];
+	mbox_path(f, path, sizeof(path));
+	mbox_write(path, mbox_m1, mbox_m2, NULL);
+	struct mailbox *a = mbox_open_ok(path); /* indexes both: recent for a */
+	struct mailbox *b = mbox_open_ok(path); /* indexed already: not for b */
+	mbox_deliver(path, mbox_m3);
+	sync_ok(b); /* b indexes m3 */
+	sync_ok(a);
+	const struct {
+		const char *name;
+		struct mailbox *mb;
+		bool want[3];
+	} rows[] = {
+		{ "mbox: first handle", a, { true, true, false } },
+		{ "mbox: second handle", b, { false, false, true } },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		for (size_t s = 0; s < 3; s++)
+			if (mailbox_msg_recent(rows[i].mb, s + 1) != rows[i].want[s])
+				fail_msg("%s: msg %zu", rows[i].name, s + 1);
+	/* Our own append is recent for us. */
+	uint32_t uid;
+	const char *error = NULL;
+	assert_int_equal(mailbox_append(a, "Subject: x\n\nx\n", 14, 0, 0, &uid, &error), 0);
+	assert_true(mailbox_msg_recent(a, 4));
+	sync_ok(b);
+	assert_false(mailbox_msg_recent(b, 4));
+	mailbox_free(&a);
+	mailbox_free(&b);
+
+	/* Maildir: moved from new/ and indexed by this handle. */
+	put(f, "new", "1000.M1P1.host", "Subject: 1\n\n1\n");
+	struct mailbox *m = open_ok(f);
+	assert_true(mailbox_msg_recent(m, 1));
+	struct mailbox *n = open_ok(f);
+	assert_false(mailbox_msg_recent(n, 1));
+	put(f, "new", "1001.M1P1.host", "Subject: 2\n\n2\n");
+	sync_ok(n);
+	sync_ok(m);
+	assert_true(mailbox_msg_recent(m, 1));
+	assert_false(mailbox_msg_recent(m, 2));
+	assert_true(mailbox_msg_recent(n, 2));
+	assert_int_equal(mailbox_append(m, "Subject: 3\n\n3\n", 14, 0, 0, &uid, &error), 0);
+	assert_true(mailbox_msg_recent(m, 3));
+	/* batch calls on Maildir loop over the single ones */
+	size_t seqs[] = { 1, 3 };
+	unsigned fl[] = { MAILBOX_FLAG_SEEN, MAILBOX_FLAG_FLAGGED };
+	assert_int_equal(mailbox_flags_set_many(m, seqs, fl, 2, &error), 0);
+	assert_int_equal(mailbox_msg_flags(m, 1), MAILBOX_FLAG_SEEN);
+	assert_int_equal(mailbox_msg_flags(m, 3), MAILBOX_FLAG_FLAGGED);
+	assert_int_equal(mailbox_expunge_many(m, seqs, 2, &error), 0);
+	assert_int_equal(mailbox_count(m), 1);
+	assert_int_equal(mailbox_msg_uid(m, 1), 2);
+	mailbox_free(&m);
+	mailbox_free(&n);
 }
 
 int main(void)
@@ -796,6 +1371,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stale_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mbox_listing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mbox_uids_persistent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mbox_flags, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mbox_expunge, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mbox_duplicates, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mbox_append, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mbox_external_rewrite, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mbox_locks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recent, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

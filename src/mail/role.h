@@ -15,6 +15,7 @@ enum role_service {
 	ROLE_SVC_SUBMISSION, /* port 587 */
 	ROLE_SVC_SMTPS,      /* port 465 */
 	ROLE_SVC_POP3,       /* port 110: pop3-login only */
+	ROLE_SVC_IMAP,       /* port 143: imap-login only */
 };
 
 struct role_listener {
@@ -28,7 +29,7 @@ struct role_env {
 	const char *config_dir;
 	const char *queue_dir;
 	const char *data_dir;
-	struct role_listener *listeners; /* smtpd: SMTP ones; pop3-login: POP3 ones */
+	struct role_listener *listeners; /* smtpd: SMTP ones; *-login: theirs */
 	size_t n_listeners;
 	bool started_as_root;
 	uid_t mail_uid; /* mail_owner, or the invoking user */
@@ -51,5 +52,7 @@ int pickup_main(const struct role_env *env);
 int smtp_main(const struct role_env *env);
 int pop3_login_main(const struct role_env *env); /* unprivileged POP3 front end */
 int pop3_main(const struct role_env *env);       /* root: verifies, serves as the user */
+int imap_login_main(const struct role_env *env); /* unprivileged IMAP front end */
+int imap_main(const struct role_env *env);       /* root: verifies, serves as the user */
 
 #endif

@@ -55,6 +55,8 @@ enum master_role_id {
 	ROLE_SMTPD,
 	ROLE_POP3,	 /* started only when pop3_listen is set */
 	ROLE_POP3_LOGIN, /* idem */
+	ROLE_IMAP,	 /* started only when imap_listen is set */
+	ROLE_IMAP_LOGIN, /* idem */
 	ROLE_COUNT
 };
 
@@ -79,6 +81,9 @@ static struct master_role master_roles[ROLE_COUNT] = {
 	/* pop3 keeps root: it reads /etc/shadow and becomes each user. */
 	[ROLE_POP3] = { "pop3", pop3_main, true, 0, 0, 0, 0, 0, false },
 	[ROLE_POP3_LOGIN] = { "pop3-login", pop3_login_main, false, 0, 0, 0, 0, 0, false },
+	/* imap keeps root for the same reasons as pop3. */
+	[ROLE_IMAP] = { "imap", imap_main, true, 0, 0, 0, 0, 0, false },
+	[ROLE_IMAP_LOGIN] = { "imap-login", imap_login_main, false, 0, 0, 0, 0, 0, false },
 };
 
 struct master_state {
@@ -363,11 +368,13 @@ static int master_bind_all(struct master_state *ms)
 	}
 	if (master_bind_param(ms, "pop3_listen", ROLE_SVC_POP3) < 0)
 		return -1;
-	static const char *const later[] = { "pop3s_listen", "imap_listen", "imaps_listen" };
+	if (master_bind_param(ms, "imap_listen", ROLE_SVC_IMAP) < 0)
+		return -1;
+	static const char *const later[] = { "pop3s_listen", "imaps_listen" };
 	for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
 		const char *v = config_get(ms->cfg, later[i]);
 		if (v != NULL && *v != '\0')
-			log_warning("%s: POP3/IMAP are not implemented yet; not listening on %s",
+			log_warning("%s: TLS is not implemented yet; not listening on %s",
 				    later[i], v);
 	}
 	return 0;
@@ -384,19 +391,35 @@ static sigset_t master_sigset(void)
 	return set;
 }
 
-static bool master_has_pop3(const struct master_state *ms)
+static bool master_has_service(const struct master_state *ms, enum role_service svc)
 {
 	for (size_t i = 0; i < ms->env.n_listeners; i++)
-		if (ms->env.listeners[i].service == ROLE_SVC_POP3)
+		if (ms->env.listeners[i].service == svc)
 			return true;
 	return false;
+}
+
+/* The listening sockets a role gets: smtpd the SMTP ones, pop3-login the
+ * POP3 ones, imap-login the IMAP ones; the other roles none. */
+static bool master_role_listens(enum master_role_id id, enum role_service svc)
+{
+	switch (svc) {
+	case ROLE_SVC_POP3:
+		return id == ROLE_POP3_LOGIN;
+	case ROLE_SVC_IMAP:
+		return id == ROLE_IMAP_LOGIN;
+	default:
+		return id == ROLE_SMTPD;
+	}
 }
 
 static pid_t master_fork_role(struct master_state *ms, enum master_role_id id)
 {
 	struct master_role *r = &master_roles[id];
-	if ((id == ROLE_POP3 || id == ROLE_POP3_LOGIN) && !master_has_pop3(ms))
+	if ((id == ROLE_POP3 || id == ROLE_POP3_LOGIN) && !master_has_service(ms, ROLE_SVC_POP3))
 		return 0; /* no pop3_listen */
+	if ((id == ROLE_IMAP || id == ROLE_IMAP_LOGIN) && !master_has_service(ms, ROLE_SVC_IMAP))
+		return 0; /* no imap_listen */
 	pid_t pid = fork();
 	if (pid < 0) {
 		log_error("fork %s: %s", r->name, strerror(errno));
@@ -417,15 +440,14 @@ static pid_t master_fork_role(struct master_state *ms, enum master_role_id id)
 	(void)snprintf(comm, sizeof(comm), "facteur/%s", r->name);
 	(void)prctl(PR_SET_NAME, comm, 0, 0, 0);
 	(void)close(ms->pid_fd);
-	/* smtpd gets the SMTP listening sockets, pop3-login the POP3 ones;
-	 * the other roles none. */
 	size_t kept = 0;
 	for (size_t i = 0; i < ms->env.n_listeners; i++) {
-		bool pop3 = ms->env.listeners[i].service == ROLE_SVC_POP3;
-		if ((id == ROLE_SMTPD && !pop3) || (id == ROLE_POP3_LOGIN && pop3))
+		if (master_role_listens(id, ms->env.listeners[i].service))
 			ms->env.listeners[kept++] = ms->env.listeners[i];
-		else
+		else {
 			(void)close(ms->env.listeners[i].fd);
+			free(ms->env.listeners[i].address);
+		}
 	}
 	ms->env.n_listeners = kept;
 	if (!r->keeps_root) {
@@ -531,7 +553,7 @@ static void master_reload(struct master_state *ms)
 	 * the same address again would fail with EADDRINUSE). */
 	static const char *const listen_params[] = { "inet_interfaces", "smtpd_listen",
 						     "submission_listen", "smtps_listen",
-						     "pop3_listen" };
+						     "pop3_listen", "imap_listen" };
 	bool rebind = false;
 	for (size_t i = 0; i < sizeof(listen_params) / sizeof(listen_params[0]); i++) {
 		const char *a = config_get(ms->cfg, listen_params[i]);
@@ -565,8 +587,10 @@ static void master_reload(struct master_state *ms)
 		if (master_roles[i].pid > 0) {
 			master_roles[i].waiting_reload = true;
 			(void)kill(master_roles[i].pid, SIGHUP);
-		} else if (i == ROLE_POP3 || i == ROLE_POP3_LOGIN) {
-			(void)master_fork_role(ms, (enum master_role_id)i); /* pop3_listen added */
+		} else if (i == ROLE_POP3 || i == ROLE_POP3_LOGIN || i == ROLE_IMAP ||
+			   i == ROLE_IMAP_LOGIN) {
+			/* pop3_listen or imap_listen added */
+			(void)master_fork_role(ms, (enum master_role_id)i);
 		}
 	}
 	log_info("reload -- version %s, configuration %s", FACTEUR_VERSION, ms->config_dir);

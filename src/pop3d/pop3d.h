@@ -89,6 +89,7 @@ struct pop3_session_params {
 	const char *rip;
 	const char *mailbox_path;
 	bool maildir;
+	const char *mbox_index_path; /* mbox: its index (mailbox_open_ex), NULL: default */
 	const void *pending;
 	size_t pending_len;
 	long timeout_secs; /* pop3_timeout: idle reads and blocked writes */

@@ -9,7 +9,10 @@
  * is the mailbox's view at login and does not change during the session;
  * DELE only marks, QUIT expunges (UPDATE state).  UIDL is UIDVALIDITY and
  * UID ("%08x%08x"), stable across sessions and restarts.  mbox mailboxes
- * are served read-only (the mailbox layer cannot expunge from mbox yet).
+ * are served the same way: the mailbox layer keeps their UIDs in an index
+ * (beside the mbox, or in the home directory when the spool directory is
+ * not writable), and QUIT removes the deleted messages with one rewrite
+ * of the mbox (mailbox_expunge_many) under the locks local delivery uses.
  */
 #include "pop3d/pop3d.h"
 
@@ -178,13 +181,18 @@ static int pop3_quit(struct pop3_session *s)
 {
 	const char *error = NULL;
 	unsigned failed = 0;
-	/* Highest first: expunging shifts later sequence numbers down. */
-	for (size_t seq = s->count; seq >= 1; seq--) {
-		if (s->deleted[seq - 1] && mailbox_expunge(s->mb, seq, &error) < 0) {
-			log_error("expunge message %zu: %s", seq, error);
-			failed++;
-		}
+	/* RFC 1939 section 6: the UPDATE state removes all marked messages;
+	 * one call so that an mbox is rewritten once. */
+	size_t *seqs = xcalloc(s->count + 1, sizeof(*seqs));
+	size_t n = 0;
+	for (size_t seq = 1; seq <= s->count; seq++)
+		if (s->deleted[seq - 1])
+			seqs[n++] = seq;
+	if (n > 0 && mailbox_expunge_many(s->mb, seqs, n, &error) < 0) {
+		log_error("expunge %zu message(s): %s", n, error);
+		failed++;
 	}
+	free(seqs);
 	if (failed > 0) {
 		pop3_reply(s, "-ERR [SYS/TEMP] Some deleted messages were not removed.");
 		return -1;
@@ -244,7 +252,8 @@ int pop3_session_run(const struct pop3_session_params *p)
 		buf_append(&s.in, p->pending, p->pending_len);
 
 	const char *error = NULL;
-	s.mb = mailbox_open(p->mailbox_path, p->maildir ? MAILBOX_MAILDIR : MAILBOX_MBOX, &error);
+	s.mb = mailbox_open_ex(p->mailbox_path, p->maildir ? MAILBOX_MAILDIR : MAILBOX_MBOX,
+			       p->maildir ? NULL : p->mbox_index_path, &error);
 	if (s.mb == NULL && !p->maildir && access(p->mailbox_path, F_OK) < 0 && errno == ENOENT) {
 		/* No mbox yet: an empty maildrop. */
 		s.count = 0;
@@ -372,10 +381,6 @@ int pop3_session_run(const struct pop3_session_params *p)
 		case POP3_CMD_DELE:
 			if (pop3_msg_arg(&s, &c, 0, &seq) < 0)
 				break;
-			if (!s.maildir) {
-				pop3_reply(&s, "-ERR [SYS/PERM] deleting from mbox is not supported yet");
-				break;
-			}
 			s.deleted[seq - 1] = true;
 			s.del_count++;
 			pop3_reply(&s, "+OK Marked to be deleted.");
