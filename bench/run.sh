@@ -13,12 +13,16 @@
 #   BENCH_SIZE      message size in bytes (4096)
 #   BENCH_TIMEOUT   seconds allowed per system for sending and delivery (600)
 #   BENCH_SYSTEMS   systems to run, in order ("facteur postfix")
-#   BENCH_MODE      benchmark mode: local (Maildir) or relay (to smtp-sink)
+#   BENCH_MODE      benchmark mode: local (Maildir) or relay (to smtp-sink);
+#                   imap runs bench/imap.sh instead (facteur beside Dovecot)
 #   BENCH_SINK_ADDR loopback address of the relay mode's sink (127.0.0.2)
 #   BENCH_KEEP=1    keep the temp folder (configurations, logs, mailboxes)
 #   BENCH_TMPDIR    where the temp folder is made (/tmp)
 #   FACTEUR_BIN     facteur binary (build/facteur)
 set -u
+
+# IMAP: a benchmark of its own (facteur's IMAP server beside Dovecot).
+[ "${BENCH_MODE:-}" = imap ] && exec "$(dirname "$0")/imap.sh" "$@"
 
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -42,7 +46,7 @@ for v in BENCH_MESSAGES BENCH_SESSIONS BENCH_SIZE BENCH_TIMEOUT; do
 done
 case $BENCH_MODE in
 local|relay) ;;
-*) bench_die "unknown BENCH_MODE '$BENCH_MODE' (known: local, relay)";;
+*) bench_die "unknown BENCH_MODE '$BENCH_MODE' (known: local, relay, imap)";;
 esac
 for s in $BENCH_SYSTEMS; do
 	case $s in facteur|postfix) ;; *) bench_die "unknown system '$s' in BENCH_SYSTEMS";; esac
