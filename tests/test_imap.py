@@ -340,3 +340,26 @@ def test_reload_keeps_imap(imap_factory):
     assert n.select("INBOX")[0] == "OK"
     n.logout()
     m.logout()
+
+
+def test_session_limits(imap_factory):
+    # imap_max_sessions = 1: one connection waiting to log in, one
+    # logged-in session.
+    inst = imap_instance(imap_factory, extra="imap_max_sessions = 1\n")
+    waiting = Raw(inst)
+    assert waiting.greeting.startswith(b"* OK")
+    second = socket.create_connection(("127.0.0.1", inst.imap_port), timeout=30)
+    assert second.makefile("rb").readline() == b"* BYE [UNAVAILABLE] Too many connections.\r\n"
+    second.close()
+    # Logged in, the session leaves the login process: the next connection
+    # is served, but a second session is refused.
+    waiting.send(b'l1 LOGIN "alice@virtual.test" "%s"\r\n' % PASSWORD.encode())
+    assert waiting.tagged("l1")[-1].startswith(b"l1 OK")
+    r = Raw(inst)
+    r.send(b'l2 LOGIN "bob@virtual.test" "%s"\r\n' % PASSWORD.encode())
+    assert r.tagged("l2")[-1].startswith(b"l2 NO [UNAVAILABLE]")
+    inst.wait_log(r"too many imap sessions \(imap_max_sessions = 1\)")
+    r.close()
+    waiting.send(b"l3 LOGOUT\r\n")
+    assert waiting.tagged("l3")[-1].startswith(b"l3 OK")
+    waiting.close()

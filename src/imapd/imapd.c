@@ -69,6 +69,7 @@ static void imap_internal_error(int fd, const char *tag)
 static const struct access_service imap_service = {
 	.name = "imap",
 	.socket_name = IMAP_PROTO_SOCKET_NAME,
+	.max_sessions_param = "imap_max_sessions",
 	.serve = imap_serve,
 	.internal_error = imap_internal_error,
 };

@@ -24,7 +24,6 @@
 #include <string.h>
 
 #define IMAP_LOGIN_MAX_BAD_COMMANDS 10
-#define IMAP_LOGIN_LINE_MAX 8192
 
 #define IMAP_LOGIN_CAPS_BASE "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE IDLE"
 
@@ -39,10 +38,9 @@ struct imap_login {
 
 static void *imap_login_new(struct login_session *s)
 {
-	(void)s;
 	struct imap_login *il = xcalloc(1, sizeof(*il));
 	struct imap_reader_limits lim = {
-		.line_max = IMAP_LOGIN_LINE_MAX,
+		.line_max = (size_t)config_get_size(login_config(s), "imap_max_line_length"),
 		.literal_max = AUTH_PASSWORD_MAX,
 		.total_max = ACCESS_PROTO_PENDING_MAX,
 		.depth_max = 8,
@@ -290,6 +288,7 @@ static const struct login_proto imap_login_proto = {
 	.name = "imap",
 	.socket_name = IMAP_PROTO_SOCKET_NAME,
 	.timeout_param = "imap_login_timeout",
+	.max_sessions_param = "imap_max_sessions",
 	.input_max = 65536,
 	.greeting = NULL,
 	.greet = imap_login_greet,

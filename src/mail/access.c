@@ -44,7 +44,6 @@
 #include <unistd.h>
 
 #define ACCESS_REQ_TIMEOUT_MS 10000
-#define ACCESS_MAX_CHILDREN 4096
 
 static volatile sig_atomic_t access_stop_sig;
 
@@ -385,7 +384,8 @@ int access_main(const struct role_env *env, const struct access_service *svc)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	int listen_fd = ipc_listen(env, svc->socket_name);
-	pid_t *children = xcalloc(ACCESS_MAX_CHILDREN, sizeof(pid_t));
+	size_t max_children = (size_t)config_get_int(env->cfg, svc->max_sessions_param);
+	pid_t *children = xcalloc(max_children, sizeof(pid_t));
 	size_t n_children = 0;
 	while (access_stop_sig == 0) {
 		struct pollfd pfd = { listen_fd, POLLIN, 0 };
@@ -405,8 +405,9 @@ int access_main(const struct role_env *env, const struct access_service *svc)
 			int conn = ipc_accept(env, listen_fd);
 			if (conn < 0)
 				break;
-			if (n_children >= ACCESS_MAX_CHILDREN) {
-				log_warning("too many %s sessions (%d)", svc->name, ACCESS_MAX_CHILDREN);
+			if (n_children >= max_children) {
+				log_warning("too many %s sessions (%s = %zu)", svc->name,
+					    svc->max_sessions_param, max_children);
 				(void)close(conn);
 				continue;
 			}

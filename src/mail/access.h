@@ -36,6 +36,8 @@ struct access_login {
 struct access_service {
 	const char *name;	 /* "pop3", for logs */
 	const char *socket_name; /* its private socket */
+	/* The parameter limiting the logged-in sessions (pop3_max_sessions). */
+	const char *max_sessions_param;
 	/* Serve the session as the mailbox owner; returns the exit status. */
 	int (*serve)(const struct role_env *env, const struct access_login *l);
 	/* The reply when the session cannot start after a good login. */

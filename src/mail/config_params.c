@@ -166,6 +166,10 @@ const struct config_param config_params[] = {
 	P_SIZE("imap_max_line_length", "65536", 1024, 16777216),
 	/* facteur: invalid commands in a row before the connection is closed. */
 	P_INT("imap_max_bad_commands", "20", 1, 1000),
+	/* facteur: connections waiting to log in, and logged-in sessions,
+	 * each at most (Dovecot's client_limit and process_limit). */
+	P_INT("imap_max_sessions", "1000", 1, 100000),
+	P_INT("pop3_max_sessions", "1000", 1, 100000),
 	/* facteur: folders made for every user with their RFC 6154 use. */
 	P_STR("imap_special_use_folders", "Drafts \\Drafts, Sent \\Sent, Trash \\Trash, Junk \\Junk"),
 	/* facteur: mbox users' folders, relative to their home (Dovecot's

@@ -33,7 +33,6 @@
 #include <unistd.h>
 
 #define LOGIN_AUTH_REPLY_SECS 60
-#define LOGIN_MAX_SESSIONS 1000
 /* The service may still be starting (its socket not there yet, right
  * after "facteur start" or a restart): retry the connection for a while. */
 #define LOGIN_CONNECT_RETRY_MS 100
@@ -50,6 +49,7 @@ struct login_server {
 	struct auth_throttle *throttle;
 	bool disable_plaintext;
 	unsigned idle_ms;
+	size_t max_sessions;
 	size_t n_sessions;
 	bool draining;
 	char *socket_path;
@@ -134,6 +134,11 @@ bool login_plaintext_allowed(const struct login_session *s)
 bool login_busy(const struct login_session *s)
 {
 	return s->lstate != LOGIN_CMD;
+}
+
+struct config *login_config(const struct login_session *s)
+{
+	return s->srv->env->cfg;
 }
 
 static void login_timer_arm(struct login_session *s, unsigned ms)
@@ -371,7 +376,7 @@ static void login_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct
 	struct login_server *srv = arg;
 	(void)l;
 	(void)salen;
-	if (srv->n_sessions >= LOGIN_MAX_SESSIONS) {
+	if (srv->n_sessions >= srv->max_sessions) {
 		const char *t = srv->proto->too_many_connections;
 		(void)send(fd, t, strlen(t), MSG_NOSIGNAL);
 		(void)close(fd);
@@ -431,6 +436,7 @@ int login_main(const struct role_env *env, const struct login_proto *proto)
 	}
 	srv.disable_plaintext = config_get_bool(env->cfg, "disable_plaintext_auth");
 	srv.idle_ms = (unsigned)config_get_time(env->cfg, proto->timeout_param) * 1000u;
+	srv.max_sessions = (size_t)config_get_int(env->cfg, proto->max_sessions_param);
 	srv.throttle = auth_throttle_new(AUTH_THROTTLE_DELAY_MAX_MS, AUTH_THROTTLE_WINDOW_S,
 					 AUTH_THROTTLE_ENTRIES);
 	struct buf path = BUF_INIT;

@@ -25,6 +25,8 @@ struct login_proto {
 	const char *name;	   /* "pop3", for logs */
 	const char *socket_name;   /* the service's private socket */
 	const char *timeout_param; /* idle limit before login, e.g. "pop3_login_timeout" */
+	/* Connections not yet logged in, at most (e.g. "pop3_max_sessions"). */
+	const char *max_sessions_param;
 	/* Unprocessed input kept at most (a command being received). */
 	size_t input_max;
 	/* The greeting, or NULL to call greet() (per-connection text). */
@@ -57,6 +59,8 @@ bool login_plaintext_allowed(const struct login_session *s);
 /* Waiting for the service's verdict or a delayed failure reply: input
  * must not be processed. */
 bool login_busy(const struct login_session *s);
+/* The configuration the front end runs with. */
+struct config *login_config(const struct login_session *s);
 
 /* Hand user/password, the IMAP tag (NULL for POP3), the client socket and
  * the client bytes that followed the login command to the service.  On

@@ -37,6 +37,7 @@ static void pop3_internal_error(int fd, const char *tag)
 static const struct access_service pop3_service = {
 	.name = "pop3",
 	.socket_name = POP3_PROTO_SOCKET_NAME,
+	.max_sessions_param = "pop3_max_sessions",
 	.serve = pop3_serve,
 	.internal_error = pop3_internal_error,
 };

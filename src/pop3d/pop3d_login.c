@@ -215,6 +215,7 @@ static const struct login_proto pop3_login_proto = {
 	.name = "pop3",
 	.socket_name = POP3_PROTO_SOCKET_NAME,
 	.timeout_param = "pop3_login_timeout",
+	.max_sessions_param = "pop3_max_sessions",
 	.input_max = ACCESS_PROTO_PENDING_MAX + POP3_LOGIN_LINE_MAX,
 	/* RFC 1939 section 4; no APOP timestamp (APOP is not offered). */
 	.greeting = "+OK facteur POP3 ready.\r\n",
