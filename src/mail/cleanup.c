@@ -14,6 +14,7 @@
  */
 #include "mail/cleanup.h"
 
+#include "lib/log.h"
 #include "lib/mem.h"
 #include "lib/str.h"
 #include "mail/addr.h"
@@ -26,6 +27,7 @@ void cleanup_result_deinit(struct cleanup_result *res)
 {
 	free(res->message_id);
 	res->message_id = NULL;
+	hdrcheck_result_clear(&res->verdict);
 }
 
 char *cleanup_fullname_from_gecos(const char *gecos, const char *login)
@@ -376,6 +378,79 @@ static void cleanup_append_comment(struct buf *out, const char *text)
 	}
 }
 
+/* Log a header_checks or body_checks result as Postfix's cleanup does. */
+void cleanup_check_log(const struct cleanup_origin *o, const struct cleanup_envelope *env,
+		       enum hdrcheck_context ctx, const char *raw, size_t len,
+		       const struct hdrcheck_result *r)
+{
+	if (r->warning != NULL)
+		log_warning("%s", r->warning);
+	struct buf origin = BUF_INIT, line = BUF_INIT;
+	if (o->type == CLEANUP_ORIGIN_SMTP)
+		buf_printf(&origin, "%s[%s]", o->client_name != NULL ? o->client_name : "unknown",
+			   o->client_addr != NULL ? o->client_addr : "unknown");
+	else
+		buf_append_str(&origin, "local");
+	struct hdrcheck_log_info info = {
+		.queue_id = env->queue_id,
+		.origin = buf_cstr(&origin),
+		.sender = env->sender,
+		.recipient = env->n_recipients > 0 ? env->recipients[0] : NULL,
+		.proto = o->type == CLEANUP_ORIGIN_SMTP ? o->protocol : NULL,
+		.helo = o->type == CLEANUP_ORIGIN_SMTP ? o->helo_name : NULL,
+	};
+	char *key = hdrcheck_key(raw, len);
+	if (hdrcheck_log_line(&line, &info, ctx, key, r))
+		log_info("%s", buf_cstr(&line));
+	free(key);
+	buf_deinit(&origin);
+	buf_deinit(&line);
+}
+
+void cleanup_check_merge(struct hdrcheck_result *verdict, struct hdrcheck_result *r)
+{
+	if (hdrcheck_action_stops_checks(r->action) ||
+	    (r->action == HDRCHECK_HOLD && verdict->action == HDRCHECK_DUNNO)) {
+		hdrcheck_result_clear(verdict);
+		*verdict = *r;
+		r->text = NULL;
+		r->warning = NULL;
+	}
+	hdrcheck_result_clear(r);
+}
+
+/* Write one header field (raw, with its line ends) through header_checks.
+ * -1 with *error_r on a table error. */
+static int cleanup_emit(const struct cleanup_params *p, const struct cleanup_origin *o,
+			const struct cleanup_envelope *env, const char *raw, size_t len,
+			struct buf *out, struct cleanup_result *res, const char **error_r)
+{
+	struct hdrcheck_result r = HDRCHECK_RESULT_INIT;
+	bool checking = p->header_checks != NULL &&
+			!hdrcheck_action_stops_checks(res->verdict.action);
+	int found = checking ? hdrcheck_header(p->header_checks, raw, len, &r, error_r) : 0;
+	if (found < 0)
+		return -1;
+	if (found > 0 && !(r.action == HDRCHECK_HOLD && res->verdict.action == HDRCHECK_HOLD))
+		cleanup_check_log(o, env, HDRCHECK_CTX_HEADER, raw, len, &r);
+	enum hdrcheck_action a = found > 0 ? r.action : HDRCHECK_DUNNO;
+	if (a == HDRCHECK_PREPEND) {
+		buf_printf(out, "%s\n", r.text);
+		res->n_fields++;
+	}
+	if (a == HDRCHECK_REPLACE) {
+		buf_printf(out, "%s\n", r.text);
+		res->n_fields++;
+	} else if (a != HDRCHECK_IGNORE) {
+		buf_append(out, raw, len);
+		if (out->len > 0 && out->data[out->len - 1] != '\n')
+			buf_append_char(out, '\n');
+		res->n_fields++;
+	}
+	cleanup_check_merge(&res->verdict, &r);
+	return 0;
+}
+
 int cleanup_headers(const struct cleanup_params *p, const struct cleanup_origin *o,
 		    const struct cleanup_envelope *env, const char *hdr, size_t len,
 		    struct buf *out, struct cleanup_result *res, const char **error_r)
@@ -393,9 +468,17 @@ int cleanup_headers(const struct cleanup_params *p, const struct cleanup_origin 
 	char *message_id = NULL;
 	size_t start_len = out->len;
 	res->n_fields = 0;
+	res->verdict = (struct hdrcheck_result)HDRCHECK_RESULT_INIT;
 
-	cleanup_received(p, o, env, out);
-	res->n_fields++;
+	struct buf received = BUF_INIT;
+	cleanup_received(p, o, env, &received);
+	int er = cleanup_emit(p, o, env, (const char *)received.data, received.len, out, res,
+			      error_r);
+	buf_deinit(&received);
+	if (er < 0) {
+		header_block_deinit(&hb);
+		goto fail;
+	}
 	if (o->type == CLEANUP_ORIGIN_SMTP && o->helo_name == NULL) {
 		buf_printf(out, "X-Authentication-Warning: %s: %s [%s] didn't use HELO protocol\n",
 			   p->myhostname, o->client_name != NULL ? o->client_name : "unknown",
@@ -428,24 +511,19 @@ int cleanup_headers(const struct cleanup_params *p, const struct cleanup_origin 
 				free(rewritten);
 				free(message_id);
 				header_block_deinit(&hb);
-				/* Drop what this call appended. */
-				if (out->data != NULL) {
-					out->len = start_len;
-					out->data[out->len] = '\0';
-				}
 				*error_r = ctx.error;
-				return -1;
+				goto fail;
 			}
 		}
-		if (rewritten != NULL) {
-			buf_append_str(out, rewritten);
-			free(rewritten);
-		} else {
-			buf_append(out, f->raw, f->raw_len);
+		er = rewritten != NULL ? cleanup_emit(p, o, env, rewritten, strlen(rewritten), out,
+						      res, error_r)
+				       : cleanup_emit(p, o, env, f->raw, f->raw_len, out, res, error_r);
+		free(rewritten);
+		if (er < 0) {
+			free(message_id);
+			header_block_deinit(&hb);
+			goto fail;
 		}
-		if (out->len > 0 && out->data[out->len - 1] != '\n')
-			buf_append_char(out, '\n');
-		res->n_fields++;
 	}
 
 	if (message_id == NULL && add_missing) {
@@ -485,4 +563,12 @@ int cleanup_headers(const struct cleanup_params *p, const struct cleanup_origin 
 	res->header_end = hb.header_end;
 	header_block_deinit(&hb);
 	return 0;
+fail:
+	/* Drop what this call appended. */
+	if (out->data != NULL) {
+		out->len = start_len;
+		out->data[out->len] = '\0';
+	}
+	hdrcheck_result_clear(&res->verdict);
+	return -1;
 }

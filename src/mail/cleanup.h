@@ -14,6 +14,9 @@
 #include <time.h>
 
 #include "lib/buf.h"
+#include "mail/hdrcheck.h"
+
+struct table_list;
 
 /* Postfix virtual_alias_recursion_limit / virtual_alias_expansion_limit. */
 #define CLEANUP_VIRTUAL_DEPTH_MAX 100
@@ -52,6 +55,11 @@ struct cleanup_params {
 	bool remove_bcc;
 	/* Name in Received: "(facteur)"; NULL = "facteur". */
 	const char *mail_name;
+	/* header_checks (mail/hdrcheck.h), NULL: none.  Applied to each
+	 * field as received, our Received: included (Postfix's cleanup sees
+	 * smtpd's Received: too: the seeds' IGNORE of Received: erases the
+	 * step through this server), not to the fields cleanup adds. */
+	struct table_list *header_checks;
 };
 
 enum cleanup_origin_type {
@@ -92,6 +100,10 @@ struct cleanup_result {
 	size_t header_end;
 	/* Number of fields written to the output. */
 	size_t n_fields;
+	/* header_checks: the action that ended inspection (REJECT, DISCARD,
+	 * REDIRECT), else HOLD when a rule asked for it, else DUNNO.  Every
+	 * action has been logged; IGNORE/PREPEND/REPLACE already applied. */
+	struct hdrcheck_result verdict;
 };
 
 void cleanup_result_deinit(struct cleanup_result *res);
@@ -134,6 +146,16 @@ int cleanup_rewrite_recipient(const struct cleanup_params *p, const char *addr,
 int cleanup_headers(const struct cleanup_params *p, const struct cleanup_origin *o,
 		    const struct cleanup_envelope *env, const char *hdr, size_t len,
 		    struct buf *out, struct cleanup_result *res, const char **error_r);
+
+/* Log a header_checks/body_checks result r for the content raw[0..len)
+ * in Postfix's cleanup format ("ID: reject: header ... from NAME[ADDR];
+ * from=<s> to=<r> proto=ESMTP helo=<h>: text"), and r's warning if any. */
+void cleanup_check_log(const struct cleanup_origin *o, const struct cleanup_envelope *env,
+		       enum hdrcheck_context ctx, const char *raw, size_t len,
+		       const struct hdrcheck_result *r);
+/* Keep in *verdict the result that decides the message's fate (the first
+ * REJECT/DISCARD/REDIRECT, else the first HOLD); r is consumed. */
+void cleanup_check_merge(struct hdrcheck_result *verdict, struct hdrcheck_result *r);
 
 /* RFC 5322 3.3 date in local time, as Postfix's mail_date():
  * "Sun, 11 May 2003 15:21:22 +0200 (CEST)" (day of month space-padded).

@@ -85,6 +85,8 @@ const struct config_param config_params[] = {
 	P_TABLES("transport_maps", ""),
 	P_TABLES("header_checks", ""),
 	P_TABLES("body_checks", ""),
+	/* Only this much of a body is inspected by body_checks (Postfix). */
+	P_SIZE("body_checks_size_limit", "51200", 0, (long long)LLONG_MAX),
 	P_TABLES("local_recipient_maps", "proxy:unix:passwd.byname $alias_maps"),
 
 	/* ---- local delivery ---- */
@@ -373,7 +375,6 @@ const struct config_param config_params[] = {
 	P_POSTFIX("virtual_alias_address_length_limit"),
 	P_POSTFIX("mime_header_checks"),
 	P_POSTFIX("nested_header_checks"),
-	P_POSTFIX("body_checks_size_limit"),
 	P_POSTFIX("milter_header_checks"),
 	P_POSTFIX("bounce_size_limit"),
 	P_POSTFIX("bounce_template_file"),

@@ -65,6 +65,7 @@ void smtpd_conf_wire_cleanup(struct smtpd_conf *c)
 	p->always_add_missing_headers = false;
 	p->remove_bcc = true;
 	p->mail_name = c->mail_name;
+	p->header_checks = c->header_checks;
 }
 
 /* Open a *_maps parameter; an empty value gives NULL.  A table that cannot
@@ -171,6 +172,11 @@ int smtpd_conf_load(struct smtpd_conf *c, struct config *cfg, const char **error
 	c->virtual_mailbox_maps =
 		conf_tables(cfg, "virtual_mailbox_maps", &c->virtual_mailbox_maps_broken);
 	c->virtual_alias_maps = conf_tables(cfg, "virtual_alias_maps", NULL);
+	bool hc_broken = false, bc_broken = false;
+	c->header_checks = conf_tables(cfg, "header_checks", &hc_broken);
+	c->body_checks = conf_tables(cfg, "body_checks", &bc_broken);
+	c->content_checks_broken = hc_broken || bc_broken;
+	c->body_checks_size_limit = config_get_size(cfg, "body_checks_size_limit");
 	c->canonical_maps = conf_tables(cfg, "canonical_maps", NULL);
 	c->sender_canonical_maps = conf_tables(cfg, "sender_canonical_maps", NULL);
 	c->recipient_canonical_maps = conf_tables(cfg, "recipient_canonical_maps", NULL);
@@ -205,6 +211,8 @@ void smtpd_conf_deinit(struct smtpd_conf *c)
 	table_list_free(&c->local_recipient_maps);
 	table_list_free(&c->virtual_mailbox_maps);
 	table_list_free(&c->virtual_alias_maps);
+	table_list_free(&c->header_checks);
+	table_list_free(&c->body_checks);
 	table_list_free(&c->canonical_maps);
 	table_list_free(&c->sender_canonical_maps);
 	table_list_free(&c->recipient_canonical_maps);

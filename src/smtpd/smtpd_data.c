@@ -10,6 +10,12 @@
  * X-Authentication-Warning:, Message-Id:...); the body is written as it
  * arrives and never held whole in memory.
  *
+ * Content checks: header_checks run inside cleanup_headers(); body_checks
+ * here, line by line on the first body_checks_size_limit bytes of the body.
+ * Their verdict decides the end of DATA: REJECT removes the file and
+ * answers 550/451, DISCARD removes it and answers 250 as if queued, HOLD
+ * commits it into hold/ (released with "facteur queue release").
+ *
  * Durability (STYLE.md 6): the 250 is sent only after
  * qfile_writer_commit() has fsync'd the file, renamed it into incoming/ and
  * fsync'd that directory.  Any failure gives 451 4.3.0 and removes the file.
@@ -78,15 +84,98 @@ int smtpd_data_begin(struct smtpd_session *s, const char **error_r)
 	t->size = 0;
 	t->too_big = false;
 	t->header_error = false;
+	hdrcheck_result_clear(&t->verdict);
+	buf_init(&t->body_line);
+	t->body_seen = 0;
+	t->check_error = false;
 	return 0;
 }
 
-static void data_write_out(struct smtpd_txn *t, bool all)
+/* Longest body line looked up whole; a longer one is looked up in pieces. */
+#define SMTPD_BODY_LINE_MAX 65536u
+
+static bool data_body_checking(const struct smtpd_session *s, const struct smtpd_txn *t)
 {
-	if (t->out.len == 0 || (!all && t->out.len < SMTPD_DATA_WRITE_CHUNK))
+	const struct smtpd_conf *c = smtpd_session_conf(s);
+	return c->body_checks != NULL && !t->check_error &&
+	       !hdrcheck_action_stops_checks(t->verdict.action) &&
+	       t->body_seen < c->body_checks_size_limit;
+}
+
+/* One body line (with its LF, except maybe the last): look it up, log,
+ * write what the action leaves. */
+static void data_body_line(struct smtpd_session *s, struct smtpd_txn *t, const char *line,
+			   size_t len)
+{
+	const struct smtpd_conf *c = smtpd_session_conf(s);
+	struct hdrcheck_result r = HDRCHECK_RESULT_INIT;
+	const char *error = NULL;
+	int found = 0;
+	if (data_body_checking(s, t)) {
+		t->body_seen += len;
+		found = hdrcheck_body_line(c->body_checks, line, len, &r, &error);
+		if (found < 0) {
+			log_warning("%s: body_checks: %s", qfile_writer_id(t->w),
+				    error != NULL ? error : "lookup error");
+			t->check_error = true;
+			found = 0;
+		}
+	}
+	enum hdrcheck_action a = found > 0 ? r.action : HDRCHECK_DUNNO;
+	if (found > 0 && !(a == HDRCHECK_HOLD && t->verdict.action == HDRCHECK_HOLD)) {
+		struct cleanup_origin o;
+		smtpd_session_origin(s, &o);
+		const char *first = t->n_rcpts > 0 ? t->rcpts[0].given : NULL;
+		struct cleanup_envelope env = {
+			.queue_id = qfile_writer_id(t->w),
+			.sender = t->sender,
+			.recipients = &first,
+			.n_recipients = first != NULL ? 1 : 0,
+		};
+		cleanup_check_log(&o, &env, HDRCHECK_CTX_BODY, line, len, &r);
+	}
+	if (a == HDRCHECK_PREPEND || a == HDRCHECK_REPLACE) {
+		qfile_writer_content(t->w, r.text, strlen(r.text));
+		qfile_writer_content(t->w, "\n", 1);
+	}
+	if (a != HDRCHECK_IGNORE && a != HDRCHECK_REPLACE)
+		qfile_writer_content(t->w, line, len);
+	cleanup_check_merge(&t->verdict, &r);
+}
+
+/* Write the decoded body bytes in t->out: straight, or line by line
+ * through body_checks.  all: the content has ended. */
+static void data_write_out(struct smtpd_session *s, struct smtpd_txn *t, bool all)
+{
+	if (!all && t->out.len < SMTPD_DATA_WRITE_CHUNK)
 		return;
-	if (!t->too_big && !t->header_error)
-		qfile_writer_content(t->w, t->out.data, t->out.len);
+	if (t->too_big || t->header_error) {
+		buf_reset(&t->out);
+		buf_reset(&t->body_line);
+		return;
+	}
+	const char *p = (const char *)t->out.data;
+	size_t n = t->out.len;
+	while (n > 0 && (data_body_checking(s, t) || t->body_line.len > 0)) {
+		const char *lf = memchr(p, '\n', n);
+		size_t take = lf != NULL ? (size_t)(lf - p) + 1 : n;
+		if (t->body_line.len + take > SMTPD_BODY_LINE_MAX)
+			take = SMTPD_BODY_LINE_MAX - t->body_line.len;
+		buf_append(&t->body_line, p, take);
+		p += take;
+		n -= take;
+		if (t->body_line.data[t->body_line.len - 1] == '\n' ||
+		    t->body_line.len >= SMTPD_BODY_LINE_MAX) {
+			data_body_line(s, t, (const char *)t->body_line.data, t->body_line.len);
+			buf_reset(&t->body_line);
+		}
+	}
+	if (n > 0)
+		qfile_writer_content(t->w, p, n);
+	if (all && t->body_line.len > 0) {
+		data_body_line(s, t, (const char *)t->body_line.data, t->body_line.len);
+		buf_reset(&t->body_line);
+	}
 	buf_reset(&t->out);
 }
 
@@ -132,14 +221,19 @@ static void data_headers_done(struct smtpd_session *s, struct smtpd_txn *t)
 	} else {
 		free(t->message_id);
 		t->message_id = xstrdup(res.message_id != NULL ? res.message_id : "");
+		hdrcheck_result_clear(&t->verdict);
+		t->verdict = res.verdict;
+		res.verdict = (struct hdrcheck_result)HDRCHECK_RESULT_INIT;
 		qfile_writer_content(t->w, hdr.data, hdr.len);
 		qfile_writer_content(t->w, "\n", 1);
 		size_t rest = res.header_end;
 		/* The empty separator line was replaced by ours. */
 		if (rest < t->headers.len && t->headers.data[rest] == '\n')
 			rest++;
+		/* The start of the body goes through the body writer (and
+		 * body_checks); t->out is empty here. */
 		if (rest < t->headers.len)
-			qfile_writer_content(t->w, t->headers.data + rest, t->headers.len - rest);
+			buf_append(&t->out, t->headers.data + rest, t->headers.len - rest);
 	}
 	cleanup_result_deinit(&res);
 	free(given);
@@ -202,7 +296,7 @@ static void data_take_output(struct smtpd_session *s, struct smtpd_txn *t, size_
 		return;
 	}
 	if (!t->in_headers) {
-		data_write_out(t, false);
+		data_write_out(s, t, false);
 		return;
 	}
 	buf_append(&t->headers, t->out.data, t->out.len);
@@ -231,7 +325,7 @@ static void data_finish(struct smtpd_session *s, struct smtpd_txn *t)
 
 	if (t->in_headers)
 		data_headers_done(s, t);
-	data_write_out(t, true);
+	data_write_out(s, t, true);
 	(void)str_copy(id, sizeof(id), qfile_writer_id(t->w));
 	if (t->too_big) {
 		log_info("%s: reject: message file too big from %s (%llu bytes)", id,
@@ -247,6 +341,47 @@ static void data_finish(struct smtpd_session *s, struct smtpd_txn *t)
 		smtpd_session_end_data(s, false);
 		return;
 	}
+	const struct smtpd_conf *conf = smtpd_session_conf(s);
+	if (conf->content_checks_broken || t->check_error) {
+		log_warning("%s: content checks unavailable (header_checks/body_checks): "
+			    "message from %s deferred", id, smtpd_session_peer(s));
+		qfile_writer_abort(&t->w);
+		smtpd_session_reply(s, 451, "4.3.0", "Error: temporary content check failure");
+		smtpd_session_end_data(s, false);
+		return;
+	}
+	if (t->verdict.action == HDRCHECK_REJECT) {
+		qfile_writer_abort(&t->w);
+		/* "550 5.7.1 text": the reply code, the status, the text. */
+		struct buf reply = BUF_INIT;
+		hdrcheck_reject_reply(&t->verdict, &reply);
+		const char *r = buf_cstr(&reply);
+		char status[16] = "";
+		const char *sp = strchr(r, ' ');
+		const char *text = sp != NULL ? sp + 1 : r;
+		const char *sp2 = strchr(text, ' ');
+		if (sp2 != NULL && (size_t)(sp2 - text) < sizeof(status)) {
+			memcpy(status, text, (size_t)(sp2 - text));
+			status[sp2 - text] = '\0';
+			text = sp2 + 1;
+		}
+		smtpd_session_reply(s, t->verdict.is_temporary ? 451 : 550,
+				    status[0] != '\0' ? status : (t->verdict.is_temporary ? "4.7.1" : "5.7.1"),
+				    "%s", text);
+		buf_deinit(&reply);
+		smtpd_session_end_data(s, false);
+		return;
+	}
+	if (t->verdict.action == HDRCHECK_DISCARD) {
+		/* Postfix answers as if the message had been queued. */
+		qfile_writer_abort(&t->w);
+		smtpd_session_reply(s, 250, "2.0.0", "Ok: queued as %s", id);
+		smtpd_session_end_data(s, true);
+		return;
+	}
+	if (t->verdict.action == HDRCHECK_REDIRECT)
+		log_warning("%s: REDIRECT %s is not supported yet: the message goes to its "
+			    "original recipients", id, t->verdict.text);
 	/* The commit (fsync, rename, directory fsync) runs on the commit
 	 * pool; the session waits, suspended, and the other sessions go on. */
 	struct smtpd_commit *c = xcalloc(1, sizeof(*c));
@@ -257,6 +392,7 @@ static void data_finish(struct smtpd_session *s, struct smtpd_txn *t)
 	c->queue_dir = xstrdup(qdir);
 	c->peer = xstrdup(smtpd_session_peer(s));
 	c->message_id = xstrdup(t->message_id != NULL ? t->message_id : "");
+	c->hold = t->verdict.action == HDRCHECK_HOLD;
 	smtpd_session_commit_begin(s, c);
 	workq_submit(smtpd_session_commitq(s), commit_work, commit_done, c);
 }
@@ -266,7 +402,7 @@ static void commit_work(void *ctx)
 {
 	struct smtpd_commit *c = ctx;
 	const char *error = NULL;
-	c->ret = qfile_writer_commit(&c->w, QUEUE_INCOMING, &error);
+	c->ret = qfile_writer_commit(&c->w, c->hold ? QUEUE_HOLD : QUEUE_INCOMING, &error);
 	c->error = error;
 	c->saved_errno = errno;
 }
@@ -290,7 +426,7 @@ static void commit_done(void *ctx)
 		else
 			log_info("%s: queued after %s disconnected", c->id, c->peer);
 		buf_printf(&wake, "I %s\n", c->id);
-		if (queue_notify(c->queue_dir, "qmgr", buf_cstr(&wake)) < 0)
+		if (!c->hold && queue_notify(c->queue_dir, "qmgr", buf_cstr(&wake)) < 0)
 			log_warning("%s: queue manager wake-up: %s", c->id, strerror(errno));
 		buf_deinit(&wake);
 	}

@@ -89,6 +89,12 @@ struct smtpd_conf {
 	struct table_list *sender_canonical_maps;
 	struct table_list *recipient_canonical_maps;
 	struct table_list *relay_recipient_maps;
+	/* Content checks (mail/hdrcheck.h); a table that cannot be opened
+	 * makes every message a temporary failure. */
+	struct table_list *header_checks;
+	struct table_list *body_checks;
+	bool content_checks_broken;
+	uint64_t body_checks_size_limit;
 	/* relocated_maps: RCPT of a moved user gets 550 5.1.6 "User has moved
 	 * to NEWADDR" (smtpd_check.c). */
 	struct table_list *relocated_maps;
@@ -315,6 +321,7 @@ struct smtpd_commit {
 	int ret;
 	const char *error;
 	int saved_errno;
+	bool hold; /* header/body checks said HOLD: committed into hold/ */
 };
 
 /* Suspend the session while c is committed / resume it afterwards. */
@@ -350,6 +357,12 @@ struct smtpd_txn {
 	const char *write_error;
 	uint64_t size;
 	char *message_id;
+	/* Content checks: the deciding result so far (cleanup.h), the body
+	 * line being collected and how much body has been inspected. */
+	struct hdrcheck_result verdict;
+	struct buf body_line;
+	uint64_t body_seen;
+	bool check_error;
 };
 
 /* smtpd_data.c: called by the session. */

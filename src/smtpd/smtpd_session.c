@@ -212,6 +212,8 @@ void smtpd_txn_free(struct smtpd_txn **txnp)
 	free(t->message_id);
 	buf_deinit(&t->out);
 	buf_deinit(&t->headers);
+	buf_deinit(&t->body_line);
+	hdrcheck_result_clear(&t->verdict);
 	free(t);
 }
 
