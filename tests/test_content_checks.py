@@ -99,3 +99,16 @@ def test_discard_and_hold(facteur_factory):
     inst.run("queue", "release", qid, check=True)
     inst.wait_log(r"status=sent")
     assert [m["Subject"] for m in inst.mbox_messages()] == ["keep me"]
+
+
+def test_redirect(facteur_factory):
+    inst = _instance(facteur_factory, "/^Subject: for alice/ REDIRECT alice@virtual.test\n")
+    code, _ = _data(inst, b"Subject: for alice\n\nredirected body\n")
+    assert code == 250
+    inst.wait_log(r"redirect: header Subject: for alice from localhost\[127\.0\.0\.1\];"
+                  r".*: alice@virtual\.test")
+    inst.wait_log(r"to=<alice@virtual\.test>, orig_to=<root@mail\.example\.test>, "
+                  r"relay=virtual, .*status=sent")
+    assert inst.mbox_messages() == []  # root's mailbox: nothing
+    [m] = inst.maildir_parsed(inst.vmail_dir + "/alice")
+    assert m["Subject"] == "for alice"

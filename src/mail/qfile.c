@@ -31,6 +31,9 @@ struct qfile_writer {
 	struct buf pending;
 	uint64_t content_size;
 	int error; /* latched errno of the first failed write */
+	unsigned n_rcpts;
+	char *first_rcpt; /* as written (orig_to of a redirect) */
+	char *redirect;	  /* qfile_writer_redirect() */
 };
 
 void qfile_crash_point(const char *point)
@@ -198,6 +201,39 @@ void qfile_writer_rcpt(struct qfile_writer *w, const struct qfile_rcpt_in *r)
 	rcpt_fields(&b, r);
 	writer_record(w, QREC_RCPT, b.data, b.len);
 	buf_deinit(&b);
+	if (w->n_rcpts++ == 0)
+		w->first_rcpt = xstrdup(r->orig_to != NULL && *r->orig_to != '\0' ? r->orig_to
+									   : r->address);
+}
+
+void qfile_writer_redirect(struct qfile_writer *w, const char *address)
+{
+	free(w->redirect);
+	w->redirect = xstrdup(address);
+}
+
+/* After E, as if the queue manager had expanded every recipient into the
+ * redirect address: D records (expanded) and one N record. */
+static void writer_redirect_records(struct qfile_writer *w)
+{
+	struct buf b = BUF_INIT;
+	for (unsigned i = 0; i < w->n_rcpts; i++) {
+		buf_reset(&b);
+		buf_printf(&b, "%u", i);
+		buf_append(&b, "", 1);
+		buf_printf(&b, "%d", (int)QRCPT_EXPANDED);
+		buf_append(&b, "", 1);
+		fields_append(&b, "2.0.0", false);
+		fields_append(&b, "redirected", true);
+		writer_record(w, QREC_DONE, b.data, b.len);
+	}
+	buf_reset(&b);
+	buf_append(&b, "0", 1);
+	buf_append(&b, "", 1);
+	struct qfile_rcpt_in in = { .address = w->redirect, .orig_to = w->first_rcpt };
+	rcpt_fields(&b, &in);
+	writer_record(w, QREC_ADDRCPT, b.data, b.len);
+	buf_deinit(&b);
 }
 
 void qfile_writer_end_envelope(struct qfile_writer *w)
@@ -227,6 +263,8 @@ static void writer_free(struct qfile_writer **wp)
 	buf_deinit(&w->pending);
 	free(w->tmp_path);
 	free(w->queue_dir);
+	free(w->first_rcpt);
+	free(w->redirect);
 	free(w);
 	*wp = NULL;
 }
@@ -249,6 +287,8 @@ int qfile_writer_commit(struct qfile_writer **wp, const char *subdir, const char
 	struct buf dest = BUF_INIT, dir = BUF_INIT;
 
 	writer_record(w, QREC_END, "", 0);
+	if (w->redirect != NULL && w->n_rcpts > 0)
+		writer_redirect_records(w);
 	writer_flush(w);
 	if (w->error != 0) {
 		errno = w->error;

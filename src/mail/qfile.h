@@ -120,6 +120,11 @@ void qfile_writer_sender(struct qfile_writer *w, const char *sender);
 void qfile_writer_rcpt(struct qfile_writer *w, const struct qfile_rcpt_in *r);
 void qfile_writer_end_envelope(struct qfile_writer *w);
 void qfile_writer_content(struct qfile_writer *w, const void *data, size_t len);
+/* Deliver to address instead of the recipients written (header_checks
+ * REDIRECT): at commit, after E, every recipient is recorded as expanded
+ * (D, 2.0.0 "redirected") into one N record for address, as the queue
+ * manager records an alias expansion. */
+void qfile_writer_redirect(struct qfile_writer *w, const char *address);
 uint64_t qfile_writer_content_size(const struct qfile_writer *w);
 /* Finish: E record, flush, fsync, close, rename into QDIR/SUBDIR/ID, fsync
  * that directory.  On any failure the temporary file is removed and -1 is

@@ -138,6 +138,44 @@ static void test_round_trip(void **state)
 	free(id);
 }
 
+/* header_checks REDIRECT: every recipient expanded into the new address. */
+static void test_redirect(void **state)
+{
+	(void)state;
+	struct qfile_writer *w;
+	const char *error;
+	assert_int_equal(qfile_writer_open(qdir, &w, &error), 0);
+	char *id = strdup(qfile_writer_id(w));
+	qfile_writer_time(w, 1700000000, 0);
+	qfile_writer_sender(w, "fred@truc.test");
+	struct qfile_rcpt_in r0 = { "user0@example.test", NULL, NULL, "root@example.test" };
+	struct qfile_rcpt_in r1 = { "user1@example.test", NULL, NULL, NULL };
+	qfile_writer_rcpt(w, &r0);
+	qfile_writer_rcpt(w, &r1);
+	qfile_writer_end_envelope(w);
+	qfile_writer_content(w, "Subject: x\n\nbody\n", strlen("Subject: x\n\nbody\n"));
+	qfile_writer_redirect(w, "other@example.test");
+	assert_int_equal(qfile_writer_commit(&w, QUEUE_INCOMING, &error), 0);
+	int fd = open_q(id);
+	struct qfile_msg *m;
+	assert_int_equal(qfile_read(fd, &m, &error), 0);
+	assert_int_equal(m->n_rcpts, 3);
+	assert_int_equal(m->rcpts[0].status, QRCPT_EXPANDED);
+	assert_int_equal(m->rcpts[1].status, QRCPT_EXPANDED);
+	assert_int_equal(m->rcpts[2].status, QRCPT_PENDING);
+	assert_int_equal(m->rcpts[2].parent, 0);
+	assert_string_equal(m->rcpts[2].address, "other@example.test");
+	assert_string_equal(m->rcpts[2].orig_to, "root@example.test");
+	assert_int_equal(qfile_msg_pending(m), 1);
+	struct buf content = BUF_INIT;
+	assert_int_equal(qfile_content_read(fd, m, collect, &content, &error), 0);
+	assert_string_equal(buf_cstr(&content), "Subject: x\n\nbody\n");
+	buf_deinit(&content);
+	qfile_msg_free(&m);
+	close(fd);
+	free(id);
+}
+
 static void test_large_content(void **state)
 {
 	(void)state;
@@ -389,6 +427,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_redirect),
 		cmocka_unit_test(test_large_content),
 		cmocka_unit_test(test_content_cursor),
 		cmocka_unit_test(test_content_cursor_errors),

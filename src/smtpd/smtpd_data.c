@@ -14,7 +14,8 @@
  * here, line by line on the first body_checks_size_limit bytes of the body.
  * Their verdict decides the end of DATA: REJECT removes the file and
  * answers 550/451, DISCARD removes it and answers 250 as if queued, HOLD
- * commits it into hold/ (released with "facteur queue release").
+ * commits it into hold/ (released with "facteur queue release"), REDIRECT
+ * replaces the recipients (qfile_writer_redirect).
  *
  * Durability (STYLE.md 6): the 250 is sent only after
  * qfile_writer_commit() has fsync'd the file, renamed it into incoming/ and
@@ -380,8 +381,7 @@ static void data_finish(struct smtpd_session *s, struct smtpd_txn *t)
 		return;
 	}
 	if (t->verdict.action == HDRCHECK_REDIRECT)
-		log_warning("%s: REDIRECT %s is not supported yet: the message goes to its "
-			    "original recipients", id, t->verdict.text);
+		qfile_writer_redirect(t->w, t->verdict.text);
 	/* The commit (fsync, rename, directory fsync) runs on the commit
 	 * pool; the session waits, suspended, and the other sessions go on. */
 	struct smtpd_commit *c = xcalloc(1, sizeof(*c));
