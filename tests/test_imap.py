@@ -346,8 +346,16 @@ def test_session_limits(imap_factory):
     # imap_max_sessions = 1: one connection waiting to log in, one
     # logged-in session.
     inst = imap_instance(imap_factory, extra="imap_max_sessions = 1\n")
-    waiting = Raw(inst)
-    assert waiting.greeting.startswith(b"* OK")
+
+    def first():
+        # The listener probe of imap_instance may still count until the
+        # login process has seen it close.
+        r = Raw(inst)
+        if r.greeting.startswith(b"* OK"):
+            return r
+        r.close()
+        return None
+    waiting = wait_for(first, timeout=30, what="a free connection slot")
     second = socket.create_connection(("127.0.0.1", inst.imap_port), timeout=30)
     assert second.makefile("rb").readline() == b"* BYE [UNAVAILABLE] Too many connections.\r\n"
     second.close()
@@ -355,7 +363,7 @@ def test_session_limits(imap_factory):
     # is served, but a second session is refused.
     waiting.send(b'l1 LOGIN "alice@virtual.test" "%s"\r\n' % PASSWORD.encode())
     assert waiting.tagged("l1")[-1].startswith(b"l1 OK")
-    r = Raw(inst)
+    r = wait_for(first, timeout=30, what="the login slot freed by the hand-off")
     r.send(b'l2 LOGIN "bob@virtual.test" "%s"\r\n' % PASSWORD.encode())
     assert r.tagged("l2")[-1].startswith(b"l2 NO [UNAVAILABLE]")
     inst.wait_log(r"too many imap sessions \(imap_max_sessions = 1\)")
