@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 import conftest
+import test_tls
 from conftest import ROOT, free_port, run_cmd, wait_for
 
 PLAIN = os.path.join(ROOT, "build", "facteur")
@@ -32,8 +33,10 @@ def test_daemons_valgrind_clean(facteur_factory, monkeypatch):
     pw = inst.user_pw
     passwd = inst.write_file("passwd", "alice@virtual.test:%s:%d:%d::\n"
                              % (h, pw.pw_uid, pw.pw_gid), mode=0o600)
+    cert, key = test_tls.make_cert(inst)
     inst.main_cf("pop3_listen = 127.0.0.1:%d\nimap_listen = 127.0.0.1:%d\n"
-                 "auth_passwd_file = %s\n" % (pop3_port, imap_port, passwd))
+                 "auth_passwd_file = %s\nsmtpd_tls_cert_file = %s\nsmtpd_tls_key_file = %s\n"
+                 % (pop3_port, imap_port, passwd, cert, key))
     vgdir = os.path.join(inst.tmp, "valgrind")
     os.makedirs(vgdir)
     os.chmod(vgdir, 0o1777)
@@ -43,6 +46,7 @@ def test_daemons_valgrind_clean(facteur_factory, monkeypatch):
                          "--track-fds=no", "--log-file=%s/vg.%%p" % vgdir]
     inst.start()
     with smtplib.SMTP(inst.host, inst.smtp_port, timeout=60) as s:
+        s.starttls(context=test_tls.client_context())  # STARTTLS under memcheck too
         # A virtual mailbox, an alias to a system user, and another domain
         # (the SMTP client's DNS lookup fails: deferred).
         s.sendmail("v@example.net", ["alice@virtual.test", "root@mail.example.test",

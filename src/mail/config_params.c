@@ -149,7 +149,7 @@ const struct config_param config_params[] = {
 	P_BOOL("smtpd_delay_reject", "yes"),
 	P_BOOL("smtpd_tls_auth_only", "no"),
 	P_STR("smtpd_tls_cert_file", ""),
-	P_STR("smtpd_tls_key_file", ""),
+	P_STR("smtpd_tls_key_file", "$smtpd_tls_cert_file"),
 	P_CHOICE("smtpd_tls_security_level", "", "|none|may|encrypt"),
 	/* facteur: Dovecot passwd-file of virtual users. */
 	P_STR("auth_passwd_file", ""),

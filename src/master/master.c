@@ -77,7 +77,9 @@ static struct master_role master_roles[ROLE_COUNT] = {
 	[ROLE_SMTP] = { "smtp", smtp_main, false, 0, 0, 0, 0, 0, false },
 	[ROLE_QMGR] = { "qmgr", qmgr_main, false, 0, 0, 0, 0, 0, false },
 	[ROLE_PICKUP] = { "pickup", pickup_main, false, 0, 0, 0, 0, 0, false },
-	[ROLE_SMTPD] = { "smtpd", smtpd_main, false, 0, 0, 0, 0, 0, false },
+	/* smtpd starts as root only to read the TLS key, then drops to
+	 * mail_owner itself before it touches the network. */
+	[ROLE_SMTPD] = { "smtpd", smtpd_main, true, 0, 0, 0, 0, 0, false },
 	/* pop3 keeps root: it reads /etc/shadow and becomes each user. */
 	[ROLE_POP3] = { "pop3", pop3_main, true, 0, 0, 0, 0, 0, false },
 	[ROLE_POP3_LOGIN] = { "pop3-login", pop3_login_main, false, 0, 0, 0, 0, 0, false },

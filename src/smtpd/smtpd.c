@@ -30,6 +30,7 @@
 #include "mail/role.h"
 #include "mail/route.h"
 #include "mail/table.h"
+#include "mail/tls.h"
 
 /* ---- configuration snapshot ---- */
 
@@ -100,6 +101,40 @@ static unsigned conf_uint(struct config *cfg, const char *name)
 {
 	long v = config_get_int(cfg, name);
 	return v < 0 ? 0 : (unsigned)v;
+}
+
+/* TLS for STARTTLS: smtpd_tls_security_level none/may/encrypt; empty
+ * (Postfix's default, "none") becomes "may" when a certificate is
+ * configured: facteur offers STARTTLS whenever it can.  Run before the
+ * privileges are dropped (the key is readable by root only).  0, or -1
+ * with *error_r (encrypt without a usable certificate). */
+int smtpd_conf_tls(struct smtpd_conf *c, struct config *cfg, const char **error_r)
+{
+	const char *level = config_get(cfg, "smtpd_tls_security_level");
+	const char *cert = config_get(cfg, "smtpd_tls_cert_file");
+	const char *key = config_get(cfg, "smtpd_tls_key_file");
+	if (key == NULL || key[0] == '\0')
+		key = cert; /* Postfix: smtpd_tls_key_file = $smtpd_tls_cert_file */
+	bool have_cert = cert != NULL && cert[0] != '\0';
+	if (level == NULL || level[0] == '\0')
+		level = have_cert ? "may" : "none";
+	c->tls_required = strcmp(level, "encrypt") == 0;
+	if (strcmp(level, "none") == 0)
+		return 0;
+	if (!have_cert) {
+		*error_r = "smtpd_tls_security_level = encrypt needs smtpd_tls_cert_file";
+		return -1;
+	}
+	const char *terr = NULL;
+	c->tls_ctx = tls_server_ctx_new(cert, key, &terr);
+	if (c->tls_ctx == NULL) {
+		if (c->tls_required) {
+			*error_r = terr;
+			return -1;
+		}
+		log_warning("%s; STARTTLS disabled", terr);
+	}
+	return 0;
 }
 
 int smtpd_conf_load(struct smtpd_conf *c, struct config *cfg, const char **error_r)
@@ -212,6 +247,7 @@ void smtpd_conf_deinit(struct smtpd_conf *c)
 	table_list_free(&c->virtual_mailbox_maps);
 	table_list_free(&c->virtual_alias_maps);
 	table_list_free(&c->header_checks);
+	tls_ctx_free(&c->tls_ctx);
 	table_list_free(&c->body_checks);
 	table_list_free(&c->canonical_maps);
 	table_list_free(&c->sender_canonical_maps);
@@ -284,15 +320,25 @@ int smtpd_main(const struct role_env *env)
 
 	log_set_role("smtpd");
 	signal(SIGPIPE, SIG_IGN);
+	struct smtpd_conf tls;
+	memset(&tls, 0, sizeof(tls));
+	if (smtpd_conf_tls(&tls, env->cfg, &error) < 0) {
+		log_error("configuration: %s", error);
+		return 1;
+	}
 	if (role_drop_privileges(env, &error) < 0) {
 		log_error("cannot drop privileges: %s: %s", error, strerror(errno));
+		tls_ctx_free(&tls.tls_ctx);
 		return 1;
 	}
 	if (smtpd_conf_load(&conf, env->cfg, &error) < 0) {
 		log_error("configuration: %s", error);
+		tls_ctx_free(&tls.tls_ctx);
 		smtpd_conf_deinit(&conf);
 		return 1;
 	}
+	conf.tls_ctx = tls.tls_ctx;
+	conf.tls_required = tls.tls_required;
 	memset(&srv, 0, sizeof(srv));
 	srv.base = event_base_new();
 	if (srv.base == NULL) {

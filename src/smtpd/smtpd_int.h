@@ -94,6 +94,10 @@ struct smtpd_conf {
 	struct table_list *header_checks;
 	struct table_list *body_checks;
 	bool content_checks_broken;
+	/* STARTTLS (RFC 3207): the server context, NULL when TLS is off;
+	 * tls_required: smtpd_tls_security_level = encrypt. */
+	struct ssl_ctx_st *tls_ctx;
+	bool tls_required;
 	uint64_t body_checks_size_limit;
 	/* relocated_maps: RCPT of a moved user gets 550 5.1.6 "User has moved
 	 * to NEWADDR" (smtpd_check.c). */
@@ -108,6 +112,7 @@ struct smtpd_conf {
 
 /* Fill conf from cfg (smtpd.c).  Tables that cannot be opened are logged
  * and make their lookups fail temporarily.  0 or -1 with *error_r. */
+int smtpd_conf_tls(struct smtpd_conf *c, struct config *cfg, const char **error_r);
 int smtpd_conf_load(struct smtpd_conf *conf, struct config *cfg, const char **error_r);
 void smtpd_conf_deinit(struct smtpd_conf *conf);
 /* Wire conf->cleanup to conf's fields and tables (after any change). */
@@ -133,6 +138,7 @@ const char *smtpd_state_name(enum smtpd_state st);
 enum smtpd_cmd_id {
 	SMTPD_CMD_HELO,
 	SMTPD_CMD_EHLO,
+	SMTPD_CMD_STARTTLS,
 	SMTPD_CMD_MAIL,
 	SMTPD_CMD_RCPT,
 	SMTPD_CMD_DATA,

@@ -37,6 +37,9 @@ const char *smtpd_state_name(enum smtpd_state st)
 const struct smtpd_cmd smtpd_cmds[] = {
 	{ "HELO", "helo", SMTPD_CMD_HELO, ALL, SMTPD_CMDF_ENDS_GROUP },
 	{ "EHLO", "ehlo", SMTPD_CMD_EHLO, ALL, SMTPD_CMDF_ENDS_GROUP },
+	/* RFC 3207 4: the last command of a group; not in a transaction. */
+	{ "STARTTLS", "starttls", SMTPD_CMD_STARTTLS, SMTPD_ST_GREETED | SMTPD_ST_HELO,
+	  SMTPD_CMDF_ENDS_GROUP | SMTPD_CMDF_HELO_ALWAYS },
 	{ "MAIL", "mail", SMTPD_CMD_MAIL, SMTPD_ST_GREETED | SMTPD_ST_HELO,
 	  SMTPD_CMDF_HELO_REQUIRED },
 	{ "RCPT", "rcpt", SMTPD_CMD_RCPT, SMTPD_ST_MAIL | SMTPD_ST_RCPT, SMTPD_CMDF_HELO_REQUIRED },

@@ -22,6 +22,9 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <event2/event.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -35,6 +38,7 @@
 #include "mail/addr.h"
 #include "mail/mail_log.h"
 #include "mail/qfile.h"
+#include "mail/tls.h"
 #include "mail/queue.h"
 
 #define SMTPD_DNS_TIMEOUT 10
@@ -76,9 +80,21 @@ struct smtpd_session {
 	struct buf replies;
 	struct buf line;
 	struct smtpd_txn *txn;
+
+	/* STARTTLS (RFC 3207) */
+	bool tls_upgrade; /* 220 queued: switch to TLS once it is flushed */
+	bool tls_active;  /* handshake started (or done) */
+	char *tls_info;   /* "TLSv1.3 with cipher X (256/256 bits)" once established */
+	char *tls_using;  /* "using " + tls_info, for Received: */
+	struct event *close_ev; /* TLS: waits for the socket to take the last reply */
+	unsigned close_ticks;
 };
 
 static void session_process(struct smtpd_session *s);
+static void read_cb(struct bufferevent *bev, void *arg);
+static void write_cb(struct bufferevent *bev, void *arg);
+static void event_cb(struct bufferevent *bev, short what, void *arg);
+static void session_tls_start(struct smtpd_session *s);
 static void session_after(struct smtpd_session *s);
 static void session_free(struct smtpd_session *s);
 
@@ -97,6 +113,7 @@ void smtpd_session_origin(const struct smtpd_session *s, struct cleanup_origin *
 	o->client_name = s->name;
 	o->client_addr = s->addr;
 	o->protocol = s->proto;
+	o->tls_info = s->tls_using;
 }
 
 /* ---- state and replies ---- */
@@ -283,7 +300,10 @@ static int cmd_helo_common(struct smtpd_session *s, struct strv arg, bool esmtp)
 	session_txn_reset(s);
 	free(s->helo);
 	s->helo = strv_dup(arg);
-	s->proto = esmtp ? "ESMTP" : "SMTP";
+	if (s->tls_active)
+		s->proto = esmtp ? "ESMTPS" : "SMTPS";
+	else
+		s->proto = esmtp ? "ESMTP" : "SMTP";
 	if (!esmtp) {
 		session_reply_emit(s, 250, true, NULL, c->myhostname);
 	} else {
@@ -299,6 +319,8 @@ static int cmd_helo_common(struct smtpd_session *s, struct strv arg, bool esmtp)
 		if (!c->disable_vrfy)
 			session_reply_emit(s, 250, false, NULL, "VRFY");
 		session_reply_emit(s, 250, false, NULL, "ETRN");
+		if (c->tls_ctx != NULL && !s->tls_active)
+			session_reply_emit(s, 250, false, NULL, "STARTTLS");
 		session_reply_emit(s, 250, false, NULL, "ENHANCEDSTATUSCODES");
 		session_reply_emit(s, 250, false, NULL, "8BITMIME");
 		session_reply_emit(s, 250, true, NULL, "DSN");
@@ -309,6 +331,28 @@ static int cmd_helo_common(struct smtpd_session *s, struct strv arg, bool esmtp)
 }
 
 static int cmd_helo(struct smtpd_session *s, struct strv arg) { return cmd_helo_common(s, arg, false); }
+
+/* RFC 3207 4: 220, then the TLS handshake; what the client sent after
+ * STARTTLS in the clear is discarded (section 6), and the session starts
+ * over: the client must say EHLO again (section 4.2). */
+static int cmd_starttls(struct smtpd_session *s, struct strv arg)
+{
+	if (s->conf->tls_ctx == NULL) {
+		smtpd_session_reply(s, 502, "5.5.1", "Error: command not implemented");
+		return -1;
+	}
+	if (arg.len != 0) {
+		smtpd_session_reply(s, 501, "5.5.4", "Syntax: STARTTLS");
+		return -1;
+	}
+	if (s->tls_active) {
+		smtpd_session_reply(s, 554, "5.5.1", "Error: TLS already active");
+		return -1;
+	}
+	smtpd_session_reply(s, 220, "2.0.0", "Ready to start TLS");
+	s->tls_upgrade = true;
+	return 0;
+}
 static int cmd_ehlo(struct smtpd_session *s, struct strv arg) { return cmd_helo_common(s, arg, true); }
 
 /* Parse "FROM:<path> params" / "TO:<path> params" (strict_rfc821_envelopes
@@ -356,6 +400,10 @@ static void reply_unsupported(struct smtpd_session *s, const struct esmtp_param 
 static int cmd_mail(struct smtpd_session *s, struct strv arg)
 {
 	const struct smtpd_conf *c = s->conf;
+	if (c->tls_required && !s->tls_active) {
+		smtpd_session_reply(s, 530, "5.7.0", "Must issue a STARTTLS command first");
+		return -1;
+	}
 	char *addr = NULL, *envid = NULL;
 	struct esmtp_param *params = NULL;
 	size_t n_params = 0;
@@ -643,6 +691,7 @@ static smtpd_handler *const smtpd_handlers[SMTPD_CMD_COUNT] = {
 	[SMTPD_CMD_ETRN] = cmd_etrn,
 	[SMTPD_CMD_HELP] = cmd_help,
 	[SMTPD_CMD_QUIT] = cmd_quit,
+	[SMTPD_CMD_STARTTLS] = cmd_starttls,
 };
 
 /* Run one command line.  Returns true when the replies must be flushed
@@ -729,6 +778,10 @@ static void session_process(struct smtpd_session *s)
 				session_flush(s);
 			}
 		}
+		if (s->tls_upgrade) {
+			session_tls_start(s);
+			break;
+		}
 		if (s->delay_pending) {
 			/* Slow down clients that make many errors, without
 			 * blocking the other sessions. */
@@ -741,15 +794,93 @@ static void session_process(struct smtpd_session *s)
 	s->in_process = false;
 }
 
+/* The 220 to STARTTLS is queued: flush it in the clear, drop the rest of
+ * the cleartext input (RFC 3207 6: commands injected before the
+ * handshake), forget HELO and the transaction, and put a TLS filter over
+ * the connection; the handshake runs from the next read. */
+static void session_tls_start(struct smtpd_session *s)
+{
+	s->tls_upgrade = false;
+	session_flush(s);
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t injected = evbuffer_get_length(in);
+	if (injected > 0) {
+		log_info("%s: %zu bytes after STARTTLS discarded", s->peer, injected);
+		evbuffer_drain(in, injected);
+	}
+	session_txn_reset(s);
+	free(s->helo);
+	s->helo = NULL;
+	s->proto = "SMTP";
+	session_set_state(s, SMTPD_ST_GREETED);
+	SSL *ssl = SSL_new(s->conf->tls_ctx);
+	struct bufferevent *f =
+		ssl != NULL ? bufferevent_openssl_filter_new(bufferevent_get_base(s->bev), s->bev, ssl,
+							     BUFFEREVENT_SSL_ACCEPTING,
+							     BEV_OPT_CLOSE_ON_FREE)
+			    : NULL;
+	if (f == NULL) {
+		log_warning("%s: cannot start TLS: %s", s->peer, tls_last_error());
+		if (ssl != NULL)
+			SSL_free(ssl);
+		s->closing = true;
+		return;
+	}
+	s->bev = f;
+	s->tls_active = true;
+	size_t high = SMTPD_READ_HIGH_WATER;
+	if (s->conf->line_length_limit + 64 > high)
+		high = s->conf->line_length_limit + 64;
+	bufferevent_setwatermark(f, EV_READ, 0, high);
+	struct timeval tv = { s->conf->timeout_sec, 0 };
+	bufferevent_set_timeouts(f, &tv, &tv);
+	bufferevent_setcb(f, read_cb, write_cb, event_cb, s);
+	bufferevent_enable(f, EV_READ | EV_WRITE);
+}
+
 /* After every callback: flush what is due and close when asked to. */
+#define SMTPD_CLOSE_TICK_MS 20
+
+static void session_close_when_flushed(struct smtpd_session *s);
+
+static void close_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	session_close_when_flushed(arg);
+}
+
+/* Free the session once its last reply has left: over TLS the filter's
+ * output drains into the socket's bufferevent first, which must drain too
+ * before the socket is closed (checked on a short timer, at most
+ * smtpd_timeout). */
+static void session_close_when_flushed(struct smtpd_session *s)
+{
+	size_t pending = evbuffer_get_length(bufferevent_get_output(s->bev));
+	struct bufferevent *under = bufferevent_get_underlying(s->bev);
+	if (under != NULL)
+		pending += evbuffer_get_length(bufferevent_get_output(under));
+	if (pending == 0 ||
+	    (unsigned long)s->close_ticks * SMTPD_CLOSE_TICK_MS >= s->conf->timeout_sec * 1000ul) {
+		session_free(s);
+		return;
+	}
+	if (under == NULL)
+		return; /* write_cb comes when it drains */
+	if (s->close_ev == NULL)
+		s->close_ev = evtimer_new(bufferevent_get_base(s->bev), close_cb, s);
+	s->close_ticks++;
+	struct timeval tv = { 0, SMTPD_CLOSE_TICK_MS * 1000 };
+	evtimer_add(s->close_ev, &tv);
+}
+
 static void session_after(struct smtpd_session *s)
 {
 	if (!s->suspended || !s->delay_pending)
 		session_flush(s);
 	if (s->closing && !s->delay_pending) {
 		bufferevent_disable(s->bev, EV_READ);
-		if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-			session_free(s);
+		session_close_when_flushed(s);
 	}
 }
 
@@ -769,7 +900,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
 	(void)bev;
 	if (s->closing) {
 		if (!s->delay_pending)
-			session_free(s);
+			session_close_when_flushed(s);
 		return;
 	}
 	/* The output drained: take the commands held back, if any. */
@@ -784,6 +915,21 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	struct smtpd_session *s = arg;
 	(void)bev;
 
+	if (what & BEV_EVENT_CONNECTED) {
+		/* The TLS handshake is done (Postfix's log line). */
+		SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+		if (ssl != NULL && s->tls_info == NULL) {
+			struct buf info = BUF_INIT;
+			tls_conn_describe(ssl, &info);
+			s->tls_info = xstrdup(buf_cstr(&info));
+			buf_reset(&info);
+			buf_printf(&info, "using %s", s->tls_info);
+			s->tls_using = buf_steal(&info);
+			log_info("Anonymous TLS connection established from %s: %s", s->peer,
+				 s->tls_info);
+		}
+		return;
+	}
 	if (s->closing) {
 		session_free(s);
 		return;
@@ -810,6 +956,13 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 				session_free(s);
 				return;
 			}
+		}
+		if (s->tls_active && s->tls_info == NULL) {
+			unsigned long e = bufferevent_get_openssl_error(s->bev);
+			char text[256] = "handshake failed";
+			if (e != 0)
+				ERR_error_string_n(e, text, sizeof(text));
+			log_info("SSL_accept error from %s: %s", s->peer, text);
 		}
 		log_info("lost connection after %s from %s", s->last_cmd, s->peer);
 		session_free(s);
@@ -845,6 +998,8 @@ static void session_free(struct smtpd_session *s)
 	smtpd_txn_free(&s->txn);
 	if (s->delay_ev != NULL)
 		event_free(s->delay_ev);
+	if (s->close_ev != NULL)
+		event_free(s->close_ev);
 	bufferevent_free(s->bev);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
@@ -856,6 +1011,8 @@ static void session_free(struct smtpd_session *s)
 	free(s->helo);
 	free(s->name);
 	free(s->peer);
+	free(s->tls_info);
+	free(s->tls_using);
 	buf_deinit(&s->replies);
 	buf_deinit(&s->line);
 	free(s);
