@@ -124,3 +124,39 @@ def test_no_certificate_no_starttls(facteur_factory):
         s.ehlo("client.test")
         assert not s.has_extn("starttls")
         assert s.docmd("STARTTLS")[0] == 502
+
+
+def test_smtps_implicit_tls(facteur_factory):
+    from conftest import free_port
+    port = free_port()
+    inst = tls_instance(facteur_factory, "smtps_listen = 127.0.0.1:%d\n" % port)
+    wait_for(lambda: _connects(port), timeout=30, what="smtps listener")
+    r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-brief", "-ign_eof",
+                        "-tls1_3"], input="QUIT\n", capture_output=True, text=True, timeout=60)
+    assert "Protocol version: TLSv1.3" in r.stderr + r.stdout, r.stderr
+    assert "220 mail.example.test" in r.stdout, r.stdout
+    with smtplib.SMTP_SSL(inst.host, port, timeout=30, context=client_context()) as s:
+        s.ehlo("client.test")
+        assert not s.has_extn("starttls")
+        s.sendmail("someone@outside.test", ["root@mail.example.test"],
+                   b"Subject: over smtps\r\n\r\nsecret\r\n")
+    inst.wait_log(r"status=sent")
+    [m] = inst.mbox_messages()
+    assert "with ESMTPS id" in str(m["Received"])
+    assert "(using TLSv1.3 with cipher" in str(m["Received"])
+
+
+def test_smtps_without_certificate_not_served(facteur_factory):
+    from conftest import free_port
+    port = free_port()
+    inst = facteur_factory(extra_main_cf="smtps_listen = 127.0.0.1:%d\n" % port)
+    inst.wait_log(r"smtps_listen 127\.0\.0\.1:%d: no usable TLS certificate" % port)
+
+
+def _connects(port):
+    import socket
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
+        return False

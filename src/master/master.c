@@ -356,15 +356,8 @@ static int master_bind_all(struct master_state *ms)
 		{ "smtps_listen", ROLE_SVC_SMTPS },
 	};
 	for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
-		if (params[i].svc == ROLE_SVC_SMTPS) {
-			/* Implicit TLS: clients speak TLS from the first byte;
-			 * serving plain SMTP there would only confuse them. */
-			const char *v = config_get(ms->cfg, params[i].param);
-			if (v != NULL && *v != '\0')
-				log_warning("%s: TLS is not implemented yet; not listening on %s",
-					    params[i].param, v);
-			continue;
-		}
+		/* smtps (implicit TLS): smtpd refuses to serve it without a
+		 * certificate. */
 		if (master_bind_param(ms, params[i].param, params[i].svc) < 0)
 			return -1;
 	}

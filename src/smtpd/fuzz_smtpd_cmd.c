@@ -116,7 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
 	sin.sin_addr.s_addr = htonl(0x7f000001);
-	smtpd_session_start(&srv, sv[0], (struct sockaddr *)&sin, sizeof(sin));
+	smtpd_session_start(&srv, sv[0], false, (struct sockaddr *)&sin, sizeof(sin));
 
 	/* Send in pieces so that commands arrive split across reads. */
 	size_t off = 0;

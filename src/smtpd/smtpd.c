@@ -277,9 +277,9 @@ void smtpd_server_session_ended(struct smtpd_server *srv)
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		      int salen, void *arg)
 {
-	struct smtpd_server *srv = arg;
+	struct smtpd_listen_ctx *lc = arg;
 	(void)l;
-	smtpd_session_start(srv, fd, sa, (socklen_t)salen);
+	smtpd_session_start(lc->srv, fd, lc->implicit_tls, sa, (socklen_t)salen);
 }
 
 static void accept_error_cb(struct evconnlistener *l, void *arg)
@@ -359,12 +359,23 @@ int smtpd_main(const struct role_env *env)
 			log_warning("client name lookups disabled: %s", error);
 	}
 	srv.listeners = xcalloc(env->n_listeners + 1, sizeof(*srv.listeners));
+	srv.listen_ctx = xcalloc(env->n_listeners + 1, sizeof(*srv.listen_ctx));
 	srv.n_listeners = env->n_listeners;
 	for (size_t i = 0; i < env->n_listeners; i++) {
+		srv.listen_ctx[i].srv = &srv;
+		srv.listen_ctx[i].implicit_tls = env->listeners[i].service == ROLE_SVC_SMTPS;
+		if (srv.listen_ctx[i].implicit_tls && conf.tls_ctx == NULL) {
+			/* Serving cleartext where clients expect TLS would
+			 * only confuse them. */
+			log_warning("smtps_listen %s: no usable TLS certificate "
+				    "(smtpd_tls_cert_file); not listening", env->listeners[i].address);
+			(void)close(env->listeners[i].fd);
+			continue;
+		}
 		evutil_make_socket_nonblocking(env->listeners[i].fd);
 		/* The fd is already bound and listening (backlog set by the
 		 * master): backlog -1 leaves it as is. */
-		srv.listeners[i] = evconnlistener_new(srv.base, accept_cb, &srv,
+		srv.listeners[i] = evconnlistener_new(srv.base, accept_cb, &srv.listen_ctx[i],
 						      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
 						      -1, env->listeners[i].fd);
 		if (srv.listeners[i] == NULL) {
@@ -393,6 +404,7 @@ int smtpd_main(const struct role_env *env)
 	event_free(ev_int);
 	event_free(ev_hup);
 	free(srv.listeners);
+	free(srv.listen_ctx);
 	event_base_free(srv.base);
 	smtpd_conf_deinit(&conf);
 	return status;

@@ -291,6 +291,11 @@ void smtpd_dns_cancel(struct smtpd_dns_query **q);
 
 struct smtpd_session;
 
+struct smtpd_listen_ctx {
+	struct smtpd_server *srv;
+	bool implicit_tls;
+};
+
 struct smtpd_server {
 	struct event_base *base;
 	const struct smtpd_conf *conf;
@@ -299,13 +304,17 @@ struct smtpd_server {
 	unsigned n_sessions;
 	struct evconnlistener **listeners;
 	size_t n_listeners;
+	struct smtpd_listen_ctx *listen_ctx; /* one per listener */
 	struct smtpd_dns *dns; /* NULL: no client name lookups */
 	struct workq *commitq; /* queue file commits (fsync) off the loop */
 	bool draining;         /* SIGHUP: exit when the last session ends */
 };
 
 /* Start a session on an accepted, connected socket (takes ownership of fd). */
-void smtpd_session_start(struct smtpd_server *srv, int fd, const struct sockaddr *sa,
+/* implicit_tls: an smtps_listen connection (RFC 8314): TLS from the
+ * first byte. */
+void smtpd_session_start(struct smtpd_server *srv, int fd, bool implicit_tls,
+			 const struct sockaddr *sa,
 			 socklen_t salen);
 /* Free every session without replying (SIGTERM, tests). */
 void smtpd_sessions_close_all(struct smtpd_server *srv);

@@ -1077,8 +1077,8 @@ static void refuse_connection(int fd, const char *text)
 		log_warning("close: %s", strerror(errno));
 }
 
-void smtpd_session_start(struct smtpd_server *srv, int fd, const struct sockaddr *sa,
-			 socklen_t salen)
+void smtpd_session_start(struct smtpd_server *srv, int fd, bool implicit_tls,
+			 const struct sockaddr *sa, socklen_t salen)
 {
 	const struct smtpd_conf *c = srv->conf;
 	char addr[INET6_ADDRSTRLEN];
@@ -1127,7 +1127,18 @@ void smtpd_session_start(struct smtpd_server *srv, int fd, const struct sockaddr
 	buf_init(&s->line);
 
 	evutil_make_socket_nonblocking(fd);
-	s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (implicit_tls) {
+		SSL *ssl = SSL_new(c->tls_ctx);
+		s->bev = ssl != NULL ? bufferevent_openssl_socket_new(srv->base, fd, ssl,
+								      BUFFEREVENT_SSL_ACCEPTING,
+								      BEV_OPT_CLOSE_ON_FREE)
+				     : NULL;
+		if (s->bev == NULL && ssl != NULL)
+			SSL_free(ssl);
+		s->tls_active = true;
+	} else {
+		s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
 	if (s->bev == NULL) {
 		log_error("bufferevent_socket_new failed for [%s]", addr);
 		(void)close(fd);
