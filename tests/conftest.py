@@ -357,6 +357,42 @@ def facteur_factory():
 
 
 @pytest.fixture
+def checked_factory(facteur_factory):
+    """facteur_factory, and after the test: no sanitizer report in the
+    instances' stderr (ASan/UBSan builds)."""
+    made = []
+
+    def make(**kw):
+        inst = facteur_factory(**kw)
+        made.append(inst)
+        return inst
+    yield make
+    for inst in made:
+        text = inst.stderr_text()
+        assert "Sanitizer" not in text and "runtime error" not in text, text
+
+
+def pw_hash(password):
+    """A password hash made by `facteur pw`, for auth_passwd_file."""
+    out = subprocess.run([FACTEUR, "pw"], input=password + "\n", capture_output=True,
+                         text=True, check=True, timeout=30)
+    return out.stdout.strip()
+
+
+def write_access_passwd(inst, password, extra_users=()):
+    """etc/passwd for POP3/IMAP logins, all with password: alice and
+    bob@virtual.test owning the virtual mailboxes (the test user's
+    uid/gid), then extra_users without uid/gid (an entry named like a
+    system user logs in to that user's own mailbox)."""
+    h = pw_hash(password)
+    pw = inst.user_pw
+    lines = "".join("%s:%s:%d:%d::\n" % (u, h, pw.pw_uid, pw.pw_gid)
+                    for u in ("alice@virtual.test", "bob@virtual.test"))
+    lines += "".join("%s:%s\n" % (u, h) for u in extra_users)
+    return inst.write_file("passwd", lines, mode=0o600)
+
+
+@pytest.fixture
 def facteur(facteur_factory):
     """A started instance with the default test configuration."""
     return facteur_factory()

@@ -4,10 +4,6 @@ the point: "the step through your MTA is erased"), reject a sender by its
 From: header, log a header with WARN; body_checks REJECT and WARN."""
 import smtplib
 
-import pytest
-
-from conftest import send_mail
-
 
 def _instance(factory, header_rules="", body_rules=""):
     inst = factory(start=False)

@@ -22,39 +22,19 @@ from conftest import IS_ROOT, free_port, send_mail, wait_for
 PASSWORD = "s3cret pass"
 
 
-def _hash(password):
-    out = subprocess.run([conftest.FACTEUR, "pw"], input=password + "\n", capture_output=True,
-                         text=True, check=True, timeout=30)
-    return out.stdout.strip()
-
-
 @pytest.fixture
-def imap_factory(facteur_factory):
+def imap_factory(checked_factory):
     """facteur_factory, and after the test: no sanitizer report."""
-    made = []
-
-    def make(**kw):
-        inst = facteur_factory(**kw)
-        made.append(inst)
-        return inst
-    yield make
-    for inst in made:
-        text = inst.stderr_text()
-        assert "Sanitizer" not in text and "runtime error" not in text, text
+    return checked_factory
 
 
 def imap_instance(factory, aliases=None, extra="", system_user=False):
     inst = factory(start=False, aliases=aliases)
     inst.imap_port = free_port()
-    pw = inst.user_pw
-    h = _hash(PASSWORD)
-    lines = "".join("%s:%s:%d:%d::\n" % (u, h, pw.pw_uid, pw.pw_gid)
-                    for u in ("alice@virtual.test", "bob@virtual.test"))
-    if system_user:
-        # A passwd-file entry named like the system user: its mailbox is
-        # the system user's mbox (no system account is changed).
-        lines += "%s:%s\n" % (inst.user, h)
-    path = inst.write_file("passwd", lines, mode=0o600)
+    # With system_user, a passwd-file entry named like the system user:
+    # its mailbox is the system user's mbox (no system account is changed).
+    path = conftest.write_access_passwd(inst, PASSWORD,
+                                        extra_users=(inst.user,) if system_user else ())
     inst.main_cf("imap_listen = 127.0.0.1:%d\nauth_passwd_file = %s\n%s" %
                  (inst.imap_port, path, extra))
     inst.start()

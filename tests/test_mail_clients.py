@@ -34,12 +34,6 @@ needs = pytest.mark.skipif(
 
 # -- accounts and instances -------------------------------------------------
 
-def _hash(password):
-    out = subprocess.run([conftest.FACTEUR, "pw"], input=password + "\n", capture_output=True,
-                         text=True, check=True, timeout=30)
-    return out.stdout.strip()
-
-
 def system_user():
     """The dedicated system account of these tests, its password set with
     chpasswd, its ~/mail and ~/Maildir emptied (they outlive instances)."""
@@ -98,13 +92,8 @@ def mail_instance(factory, imap=False, shadow=False):
     inst = factory(start=False, aliases=aliases)
     inst.pop3_port = free_port()
     inst.imap_port = free_port() if imap else None
-    pw = inst.user_pw
-    h = _hash(PASSWORD)
-    lines = "".join("%s:%s:%d:%d::\n" % (u, h, pw.pw_uid, pw.pw_gid)
-                    for u in ("alice@virtual.test", "bob@virtual.test"))
-    if IS_ROOT and not shadow:
-        lines += "%s:%s\n" % (SYS_USER, h)
-    path = inst.write_file("passwd", lines, mode=0o600)
+    path = conftest.write_access_passwd(inst, PASSWORD,
+                                        extra_users=(SYS_USER,) if IS_ROOT and not shadow else ())
     inst.main_cf("pop3_listen = 127.0.0.1:%d\nauth_passwd_file = %s\n" % (inst.pop3_port, path))
     if imap:
         inst.main_cf("imap_listen = 127.0.0.1:%d\n" % inst.imap_port)
@@ -130,21 +119,6 @@ def home():
     h = clients.ClientHome()
     yield h
     h.cleanup()
-
-
-@pytest.fixture
-def checked_factory(facteur_factory):
-    """facteur_factory, then no sanitizer report in the instances' stderr."""
-    made = []
-
-    def make(**kw):
-        inst = facteur_factory(**kw)
-        made.append(inst)
-        return inst
-    yield make
-    for inst in made:
-        text = inst.stderr_text()
-        assert "Sanitizer" not in text and "runtime error" not in text, text
 
 
 @pytest.fixture(params=["maildir", "mbox"])

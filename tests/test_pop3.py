@@ -7,7 +7,6 @@ import os
 import signal
 import poplib
 import socket
-import subprocess
 import time
 
 import pytest
@@ -18,36 +17,16 @@ from conftest import free_port, send_mail, wait_for
 PASSWORD = "s3cret pass"
 
 
-def _hash(password):
-    out = subprocess.run([conftest.FACTEUR, "pw"], input=password + "\n", capture_output=True,
-                         text=True, check=True, timeout=30)
-    return out.stdout.strip()
-
-
 @pytest.fixture
-def pop3_factory(facteur_factory):
-    """facteur_factory, and after the test: no sanitizer report in the
-    instances' stderr (ASan/UBSan builds)."""
-    made = []
-
-    def make(**kw):
-        inst = facteur_factory(**kw)
-        made.append(inst)
-        return inst
-    yield make
-    for inst in made:
-        text = inst.stderr_text()
-        assert "Sanitizer" not in text and "runtime error" not in text, text
+def pop3_factory(checked_factory):
+    """facteur_factory, and after the test: no sanitizer report."""
+    return checked_factory
 
 
 def pop3_instance(factory, aliases=None, extra=""):
     inst = factory(start=False, aliases=aliases)
     inst.pop3_port = free_port()
-    pw = inst.user_pw
-    h = _hash(PASSWORD)
-    lines = "".join("%s:%s:%d:%d::\n" % (u, h, pw.pw_uid, pw.pw_gid)
-                    for u in ("alice@virtual.test", "bob@virtual.test"))
-    path = inst.write_file("passwd", lines, mode=0o600)
+    path = conftest.write_access_passwd(inst, PASSWORD)
     inst.main_cf("pop3_listen = 127.0.0.1:%d\nauth_passwd_file = %s\n%s" %
                  (inst.pop3_port, path, extra))
     inst.start()
@@ -228,7 +207,7 @@ def test_system_user_mbox(pop3_factory):
     # (no system account is changed).  DELE + QUIT rewrite the mbox.
     inst = pop3_factory(start=False)
     inst.pop3_port = free_port()
-    path = inst.write_file("passwd", "%s:%s\n" % (inst.user, _hash(PASSWORD)), mode=0o600)
+    path = inst.write_file("passwd", "%s:%s\n" % (inst.user, conftest.pw_hash(PASSWORD)), mode=0o600)
     inst.main_cf("pop3_listen = 127.0.0.1:%d\nauth_passwd_file = %s\n" % (inst.pop3_port, path))
     inst.start()
     wait_for(lambda: _port_open(inst), timeout=20, what="POP3 listener")

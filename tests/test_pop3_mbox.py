@@ -4,17 +4,17 @@ sessions; deliveries after the session get new UIDLs.  The password comes
 from an auth_passwd_file entry named like the system user, so no system
 account is changed."""
 import os
-import poplib
 import re
 
 from conftest import free_port, send_mail, wait_for
-from test_pop3 import PASSWORD, _hash, _port_open, login, pop3_factory  # noqa: F401
+import conftest
+from test_pop3 import PASSWORD, _port_open, login, pop3_factory  # noqa: F401
 
 
 def _mbox_instance(pop3_factory):  # noqa: F811
     inst = pop3_factory(start=False)
     inst.pop3_port = free_port()
-    path = inst.write_file("passwd", "%s:%s\n" % (inst.user, _hash(PASSWORD)), mode=0o600)
+    path = inst.write_file("passwd", "%s:%s\n" % (inst.user, conftest.pw_hash(PASSWORD)), mode=0o600)
     inst.main_cf("pop3_listen = 127.0.0.1:%d\nauth_passwd_file = %s\n" % (inst.pop3_port, path))
     inst.start()
     wait_for(lambda: _port_open(inst), timeout=20, what="POP3 listener")

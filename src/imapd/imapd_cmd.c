@@ -266,6 +266,20 @@ static void cmd_select(struct imapd_session *s, struct imap_cmd *c)
 		    readonly ? "Examine" : "Select");
 }
 
+/* The NO answer to a failed folder operation (RFC 5530 codes), from the
+ * errno the folder store set: EEXIST, ENOENT (reported as NONEXISTENT only
+ * when missing names the mailbox looked for), anything else CANNOT. */
+static void imapd_reply_folder_error(struct imapd_session *s, const char *missing,
+				     const char *error)
+{
+	if (errno == EEXIST)
+		imapd_reply(s, "NO", "[ALREADYEXISTS] Mailbox already exists.");
+	else if (errno == ENOENT && missing != NULL)
+		imapd_reply(s, "NO", "[NONEXISTENT] Mailbox doesn't exist: %s", missing);
+	else
+		imapd_reply(s, "NO", "[CANNOT] %s", error);
+}
+
 static void cmd_create(struct imapd_session *s, struct imap_cmd *c)
 {
 	if (c->argc != 1) {
@@ -292,10 +306,7 @@ static void cmd_create(struct imapd_session *s, struct imap_cmd *c)
 	if (strcmp(name, "INBOX") == 0) {
 		imapd_reply(s, "NO", "[ALREADYEXISTS] Mailbox already exists.");
 	} else if (folder_create(s->st, parent ? raw : name, &error) < 0) {
-		if (errno == EEXIST)
-			imapd_reply(s, "NO", "[ALREADYEXISTS] Mailbox already exists.");
-		else
-			imapd_reply(s, "NO", "[CANNOT] %s", error);
+		imapd_reply_folder_error(s, NULL, error);
 	} else {
 		imapd_reply(s, "OK", "Create completed.");
 	}
@@ -317,10 +328,7 @@ static void cmd_delete(struct imapd_session *s, struct imap_cmd *c)
 	} else if (imapd_is_selected(s, name)) {
 		imapd_reply(s, "NO", "[CANNOT] Can't delete the selected mailbox.");
 	} else if (folder_delete(s->st, name, &error) < 0) {
-		if (errno == ENOENT)
-			imapd_reply(s, "NO", "[NONEXISTENT] Mailbox doesn't exist: %s", name);
-		else
-			imapd_reply(s, "NO", "[CANNOT] %s", error);
+		imapd_reply_folder_error(s, name, error);
 	} else {
 		imapd_reply(s, "OK", "Delete completed.");
 	}
@@ -348,12 +356,7 @@ static void cmd_rename(struct imapd_session *s, struct imap_cmd *c)
 		/* Our open mailbox would keep the old path. */
 		imapd_reply(s, "NO", "[CANNOT] Can't rename the selected mailbox.");
 	} else if (folder_rename(s->st, from, to, &error) < 0) {
-		if (errno == EEXIST)
-			imapd_reply(s, "NO", "[ALREADYEXISTS] Mailbox already exists.");
-		else if (errno == ENOENT)
-			imapd_reply(s, "NO", "[NONEXISTENT] Mailbox doesn't exist: %s", from);
-		else
-			imapd_reply(s, "NO", "[CANNOT] %s", error);
+		imapd_reply_folder_error(s, from, error);
 	} else {
 		imapd_reply(s, "OK", "Rename completed.");
 	}

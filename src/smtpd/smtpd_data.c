@@ -104,9 +104,9 @@ static bool data_body_checking(const struct smtpd_session *s, const struct smtpd
 }
 
 /* One body line (with its LF, except maybe the last): look it up, log,
- * write what the action leaves. */
+ * append what the action leaves to out. */
 static void data_body_line(struct smtpd_session *s, struct smtpd_txn *t, const char *line,
-			   size_t len)
+			   size_t len, struct buf *out)
 {
 	const struct smtpd_conf *c = smtpd_session_conf(s);
 	struct hdrcheck_result r = HDRCHECK_RESULT_INIT;
@@ -136,11 +136,11 @@ static void data_body_line(struct smtpd_session *s, struct smtpd_txn *t, const c
 		cleanup_check_log(&o, &env, HDRCHECK_CTX_BODY, line, len, &r);
 	}
 	if (a == HDRCHECK_PREPEND || a == HDRCHECK_REPLACE) {
-		qfile_writer_content(t->w, r.text, strlen(r.text));
-		qfile_writer_content(t->w, "\n", 1);
+		buf_append_str(out, r.text);
+		buf_append_char(out, '\n');
 	}
 	if (a != HDRCHECK_IGNORE && a != HDRCHECK_REPLACE)
-		qfile_writer_content(t->w, line, len);
+		buf_append(out, line, len);
 	cleanup_check_merge(&t->verdict, &r);
 }
 
@@ -157,6 +157,8 @@ static void data_write_out(struct smtpd_session *s, struct smtpd_txn *t, bool al
 	}
 	const char *p = (const char *)t->out.data;
 	size_t n = t->out.len;
+	/* What the checks leave, written at once (not one record per line). */
+	struct buf kept = BUF_INIT;
 	while (n > 0 && (data_body_checking(s, t) || t->body_line.len > 0)) {
 		const char *lf = memchr(p, '\n', n);
 		size_t take = lf != NULL ? (size_t)(lf - p) + 1 : n;
@@ -167,16 +169,20 @@ static void data_write_out(struct smtpd_session *s, struct smtpd_txn *t, bool al
 		n -= take;
 		if (t->body_line.data[t->body_line.len - 1] == '\n' ||
 		    t->body_line.len >= SMTPD_BODY_LINE_MAX) {
-			data_body_line(s, t, (const char *)t->body_line.data, t->body_line.len);
+			data_body_line(s, t, (const char *)t->body_line.data, t->body_line.len,
+				       &kept);
 			buf_reset(&t->body_line);
 		}
 	}
-	if (n > 0)
-		qfile_writer_content(t->w, p, n);
 	if (all && t->body_line.len > 0) {
-		data_body_line(s, t, (const char *)t->body_line.data, t->body_line.len);
+		data_body_line(s, t, (const char *)t->body_line.data, t->body_line.len, &kept);
 		buf_reset(&t->body_line);
 	}
+	if (kept.len > 0)
+		qfile_writer_content(t->w, kept.data, kept.len);
+	if (n > 0)
+		qfile_writer_content(t->w, p, n);
+	buf_deinit(&kept);
 	buf_reset(&t->out);
 }
 
